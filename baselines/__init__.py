@@ -1,0 +1,1 @@
+"""Baseline recommenders: MostPop, SASRec (and later BERT4Rec, SVAE)."""

@@ -1,0 +1,53 @@
+"""Transformer pieces shared by the attention baselines (nanoGPT-style, pre-norm)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def reversed_positions(history: Tensor) -> Tensor:
+    """(B, L) position ids counted from the last column (0 = most recent)."""
+    L = history.shape[1]
+    return torch.arange(L - 1, -1, -1, device=history.device).expand_as(history)
+
+
+def attention_mask(valid: Tensor, causal: bool) -> Tensor:
+    """(B, 1, L, L) bool, True = may attend. Keys at padding are masked.
+
+    Padding queries attend to themselves only, so no row is empty (an empty
+    row makes SDPA return NaN); their outputs are zeroed by the caller.
+    """
+    L = valid.shape[1]
+    allowed = valid[:, None, None, :]                                  # (B, 1, 1, L)
+    eye = torch.eye(L, dtype=torch.bool, device=valid.device)
+    if causal:
+        allowed = allowed & torch.ones(L, L, dtype=torch.bool, device=valid.device).tril()
+    return allowed | eye
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, L, Dh)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), mask))
+        return x + self.mlp(self.ln2(x))

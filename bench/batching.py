@@ -1,0 +1,62 @@
+"""Training examples built from the training sequences, and their batches.
+
+Two formats cover the registered models:
+- "sequence": windows of up to max_len+1 items; input = window[:-1] and the
+  next-item target at every position (0 = no target). Long sequences are cut
+  into consecutive windows from the end, so every training item is a target
+  exactly once. Used by SASRec, BERT4Rec, SVAE.
+- "prefix": every prefix of a training sequence predicts its next item, as
+  DiffuRec trains.
+Both are left-padded, so a batch can be cut to its longest real row.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bench.protocol import left_pad
+
+
+def sequence_windows(seqs: list[list[int]], max_len: int) -> Tensor:
+    """(W, max_len+1) left-padded windows covering every training transition."""
+    windows = []
+    for seq in seqs:
+        end = len(seq)
+        while end >= 2:
+            windows.append(seq[max(0, end - max_len - 1):end])
+            end -= max_len
+    return left_pad(windows, max_len + 1)
+
+
+def prefix_examples(seqs: list[list[int]], max_len: int) -> Tensor:
+    """(E, max_len+1) rows: up to max_len history items, then the target."""
+    rows = [seq[max(0, end - max_len - 1):end] for seq in seqs for end in range(2, len(seq) + 1)]
+    return left_pad(rows, max_len + 1)
+
+
+def build_examples(fmt: str, seqs: list[list[int]], max_len: int) -> Tensor:
+    if fmt == "sequence":
+        return sequence_windows(seqs, max_len)
+    if fmt == "prefix":
+        return prefix_examples(seqs, max_len)
+    raise ValueError(f"unknown training format {fmt!r}")
+
+
+def epoch_batches(examples: Tensor, fmt: str, batch_size: int, generator: torch.Generator):
+    """Yield shuffled batches, each cut to its longest real row."""
+    order = torch.randperm(len(examples), generator=generator)
+    width = examples.shape[1]
+    real = (examples != 0).sum(1)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        longest = int(real[idx].max())
+        rows = examples[idx, width - longest:]
+        if fmt == "sequence":
+            history = rows[:, :-1]
+            yield {"history": history, "target": torch.where(history != 0, rows[:, 1:], 0)}
+        else:
+            yield {"history": rows[:, :-1], "target": rows[:, -1]}
+
+
+def n_batches(examples: Tensor, batch_size: int) -> int:
+    return (len(examples) + batch_size - 1) // batch_size

@@ -1,0 +1,152 @@
+"""The `bench` command: thin Typer commands over plain functions."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import BenchError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Benchmark and ablate sequential recommenders under one protocol.")
+data_app = typer.Typer(no_args_is_help=True, help="List and fetch datasets.")
+app.add_typer(data_app, name="data")
+console = Console() if sys.stdout.isatty() else Console(width=200)
+
+DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder (else $BENCH_DATA_DIR, else the user cache).")
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'3' -> [0, 1, 2]; '1,5,7' -> [1, 5, 7]."""
+    try:
+        if "," in spec:
+            return [int(s) for s in spec.split(",") if s.strip()]
+        n = int(spec)
+    except ValueError:
+        raise BenchError(f"bad --seeds '{spec}'; give a count (3) or a list (0,1,2)") from None
+    if n < 1:
+        raise BenchError("--seeds must be at least 1")
+    return list(range(n))
+
+
+@app.command()
+def run(
+    models: str = typer.Option("all", "--models", help="Comma-separated model names, or 'all'."),
+    dataset: str = typer.Option(..., "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path."),
+    seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a comma list."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override every model's epoch budget."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Output folder (results.jsonl, runs/)."),
+    jobs: int = typer.Option(1, "--jobs", help="Parallel worker processes."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    max_len: int = typer.Option(50, "--max-len", help="History length (last items kept)."),
+    exclude_seen: bool = typer.Option(False, "--exclude-seen", help="Remove history items from the candidates."),
+    sets: List[str] = typer.Option([], "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Rerun finished runs."),
+    data_dir: Optional[Path] = DATA_DIR,
+):
+    """Train and evaluate models x seeds on one dataset; skip runs already finished."""
+    from bench import data, registry, runner
+    from bench.overrides import parse_sets
+    from bench.protocol import Protocol
+    from bench.summary import render, summarize
+
+    names = registry.parse_models(models)
+    seed_list = parse_seeds(seeds)
+    if max_len < 1 or jobs < 1:
+        raise BenchError("--max-len and --jobs must be at least 1")
+    overrides = parse_sets(sets, names)
+    if epochs is not None:
+        for name in names:
+            overrides.setdefault(name, {}).setdefault("epochs", str(epochs))
+    for name in names:
+        registry.resolve(name, overrides)              # validate every override before any work
+    directory = str(data_dir) if data_dir else None
+    data.resolve(dataset, data_dir, fetch_missing=True)
+    protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
+    requests = [runner.RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
+                                  overrides=overrides, device=device, data_dir=directory, force=force,
+                                  progress=sys.stderr.isatty() and jobs == 1)
+                for m in names for s in seed_list]
+    records = runner.run_grid(requests, jobs)
+    skipped = sum(1 for r in records if r.get("skipped"))
+    if skipped:
+        console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
+    console.print(render(summarize(records)))
+    console.print(f"results: {out / 'results.jsonl'}")
+
+
+@app.command()
+def results(out: Path = typer.Argument(Path("runs"), help="A folder holding results.jsonl.")):
+    """Show mean +- std over seeds of every run stored in a results folder."""
+    from bench import results as store
+    from bench.summary import render, summarize
+
+    records = list(store.latest_by_run(store.read(out)).values())
+    if not records:
+        raise BenchError(f"no results in {out / store.RESULTS}")
+    console.print(render(summarize(records)))
+
+
+@app.command("models")
+def list_models():
+    """List registered models with their config fields and defaults."""
+    from bench import registry
+
+    for name in registry.names():
+        cls = registry.model_class(name)
+        doc = (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0]
+        table = Table(title=f"{name}: {doc}", title_justify="left")
+        for col in ("section", "field", "type", "default"):
+            table.add_column(col)
+        for row in registry.describe(name):
+            table.add_row(*row)
+        console.print(table)
+
+
+@data_app.command("list")
+def data_list(data_dir: Optional[Path] = DATA_DIR):
+    """Each dataset: present or not, and its statistics."""
+    from bench import data
+
+    directory = data.data_dir(data_dir)
+    table = Table(title=f"datasets in {directory}")
+    for col in ("name", "present", "users", "items", "interactions", "avg length", "density"):
+        table.add_column(col, justify="left" if col in ("name", "present") else "right")
+    for name in (*data.NAMED, *data.BUILTIN):
+        path = directory / f"{name}.pkl"
+        if name in data.NAMED and not path.exists():
+            table.add_row(name, "no", *["-"] * 5)
+            continue
+        st = data.resolve(name, directory).stats()
+        table.add_row(name, "built in" if name in data.BUILTIN else "yes", f"{st['users']:,}", f"{st['items']:,}",
+                      f"{st['interactions']:,}", f"{st['avg_length']:.2f}", f"{st['density']:.5f}")
+    console.print(table)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="beauty, toys or ml-1m."),
+    data_dir: Optional[Path] = DATA_DIR,
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Mirror holding <dir>/dataset.pkl."),
+):
+    """Download a dataset from its public address and verify its SHA-256."""
+    from bench import data, fetch
+
+    path = fetch.fetch(name, data.data_dir(data_dir), base_url)
+    console.print(f"{name}: verified and saved to {path}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as e:
+        Console(stderr=True).print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Typed `--set model.field=value` overrides of frozen config dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Literal
+
+from bench.errors import BenchError
+
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def parse_sets(items: list[str], models: list[str]) -> dict[str, dict[str, str]]:
+    """['sasrec.hidden=128', ...] -> {'sasrec': {'hidden': '128'}}."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        model, dot, fld = key.strip().partition(".")
+        if not sep or not dot or not model or not fld:
+            raise BenchError(f"bad --set '{item}'; expected MODEL.FIELD=VALUE, e.g. sasrec.hidden=128")
+        if model not in models:
+            raise BenchError(f"--set '{item}': model '{model}' is not among the models run ({', '.join(models)})")
+        out.setdefault(model, {})[fld.strip()] = value.strip()
+    return out
+
+
+def coerce(raw: str, tp: Any, where: str) -> Any:
+    """Turn a command-line string into a value of the annotated type."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if raw not in choices:
+            raise BenchError(f"{where}: '{raw}' is not one of {', '.join(map(str, choices))}")
+        return raw
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        return tuple(coerce(p.strip(), inner, where) for p in raw.split(",") if p.strip())
+    if tp is bool:
+        if raw.lower() in TRUE:
+            return True
+        if raw.lower() in FALSE:
+            return False
+        raise BenchError(f"{where}: '{raw}' is not a boolean (true/false)")
+    if tp in (int, float):
+        try:
+            return tp(raw)
+        except ValueError:
+            raise BenchError(f"{where}: '{raw}' is not a valid {tp.__name__}") from None
+    if tp is str:
+        return raw
+    raise BenchError(f"{where}: fields of type {tp} cannot be set from the command line")
+
+
+def apply_overrides(model: str, config: Any, train: Any, values: dict[str, str]) -> tuple[Any, Any]:
+    hints = {id(config): typing.get_type_hints(type(config)), id(train): typing.get_type_hints(type(train))}
+    changes: dict[int, dict[str, Any]] = {id(config): {}, id(train): {}}
+    for fld, raw in values.items():
+        target = next((obj for obj in (config, train) if fld in hints[id(obj)]), None)
+        if target is None:
+            valid = [f.name for f in dataclasses.fields(config)] + [f.name for f in dataclasses.fields(train)]
+            raise BenchError(f"unknown field '{model}.{fld}'; valid fields: {', '.join(valid)}")
+        changes[id(target)][fld] = coerce(raw, hints[id(target)][fld], f"{model}.{fld}")
+    config = dataclasses.replace(config, **changes[id(config)])
+    train = dataclasses.replace(train, **changes[id(train)])
+    for obj in (config, train):
+        check = getattr(obj, "validate", None)
+        if check:
+            check()
+    return config, train

@@ -1,0 +1,147 @@
+"""The evaluation protocol every number obeys (GUIDE section 4).
+
+Leave-one-out: validation predicts `val[u]` from `train[u]`; test predicts
+`test[u]` from `train[u] + val[u]`. Histories are the last `max_len` items,
+left-padded with 0. Ranking is over all items 1..N (padding is never a
+candidate); ties count against the target; metrics are per user.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor
+
+from bench.data import Dataset
+
+
+@dataclass(frozen=True)
+class Protocol:
+    max_len: int = 50
+    exclude_seen: bool = False
+    ks: tuple[int, ...] = (5, 10, 20)
+    split: str = "leave-one-out"
+    ranking: str = "full"
+    ties: str = "pessimistic"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def metric_names(self) -> list[str]:
+        return [f"{m}@{k}" for m in ("hr", "ndcg") for k in self.ks] + ["mrr"]
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """Inputs and targets of one split, one row per user (row = user index)."""
+
+    history: Tensor   # (U, max_len) long, left-padded
+    lengths: Tensor   # (U,) real history lengths (<= max_len)
+    target: Tensor    # (U,)
+    seen_ptr: Tensor  # (U+1,) CSR offsets into seen_idx: the whole history, untruncated
+    seen_idx: Tensor  # (nnz,)
+
+
+def left_pad(seqs: list[list[int]], length: int) -> Tensor:
+    out = torch.zeros(len(seqs), length, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        tail = seq[-length:]
+        if tail:
+            out[row, length - len(tail):] = torch.tensor(tail, dtype=torch.long)
+    return out
+
+
+def eval_split(ds: Dataset, which: Literal["valid", "test"], protocol: Protocol) -> EvalSplit:
+    if which == "valid":
+        histories, targets = ds.train, ds.val
+    elif which == "test":
+        histories, targets = [s + [v] for s, v in zip(ds.train, ds.val)], ds.test
+    else:
+        raise ValueError(f"unknown split {which!r}")
+    seen = [sorted(set(h)) for h in histories]
+    ptr = torch.tensor([0] + [len(s) for s in seen], dtype=torch.long).cumsum(0)
+    idx = torch.tensor([i for s in seen for i in s], dtype=torch.long)
+    return EvalSplit(
+        history=left_pad(histories, protocol.max_len),
+        lengths=torch.tensor([min(len(h), protocol.max_len) for h in histories]),
+        target=torch.tensor(targets, dtype=torch.long),
+        seen_ptr=ptr,
+        seen_idx=idx,
+    )
+
+
+def seen_mask(split: EvalSplit, users: Tensor, n_cols: int) -> Tensor:
+    """(B, n_cols) bool, True at every item in each user's full history."""
+    starts, ends = split.seen_ptr[users], split.seen_ptr[users + 1]
+    counts = ends - starts
+    rows = torch.repeat_interleave(torch.arange(len(users)), counts)
+    offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+    cols = split.seen_idx[torch.repeat_interleave(starts, counts) + offsets]
+    mask = torch.zeros(len(users), n_cols, dtype=torch.bool)
+    mask[rows, cols] = True
+    return mask
+
+
+def ranks_from_scores(scores: Tensor, target: Tensor, exclude: Tensor | None = None) -> Tensor:
+    """Pessimistic 1-based rank of each target among candidates 1..N.
+
+    scores: (B, N+1); column 0 is padding and never a candidate.
+    exclude: optional (B, N+1) bool of items removed from the candidates
+    (the target itself is always kept).
+    rank = 1 + #(candidates other than the target scoring >= the target).
+    A NaN target score ranks last.
+    """
+    scores = scores.float()
+    target_score = scores.gather(1, target[:, None])  # (B, 1)
+    banned = torch.zeros_like(scores, dtype=torch.bool)
+    banned[:, 0] = True
+    if exclude is not None:
+        banned |= exclude.to(scores.device)
+    banned.scatter_(1, target[:, None], False)
+    beats = (scores >= target_score) & ~banned   # includes the target itself
+    ranks = beats.sum(1)
+    n_candidates = (~banned).sum(1)
+    return torch.where(torch.isnan(target_score[:, 0]), n_candidates, ranks)
+
+
+def metrics_from_ranks(ranks: Tensor, ks: tuple[int, ...]) -> dict[str, Tensor]:
+    """Per-user metrics (float64 tensors of shape (U,)) from 1-based ranks."""
+    r = ranks.double()
+    out = {}
+    for k in ks:
+        out[f"hr@{k}"] = (r <= k).double()
+    for k in ks:
+        out[f"ndcg@{k}"] = torch.where(r <= k, 1.0 / torch.log2(r + 1.0), torch.zeros_like(r))
+    out["mrr"] = 1.0 / r
+    return out
+
+
+def mean_metrics(per_user: dict[str, Tensor]) -> dict[str, float]:
+    return {name: float(values.mean()) for name, values in per_user.items()}
+
+
+ScoreFn = Callable[[dict[str, Tensor]], Tensor]
+
+
+@torch.no_grad()
+def rank_split(score: ScoreFn, split: EvalSplit, protocol: Protocol, batch_size: int,
+               device: torch.device, n_items: int) -> Tensor:
+    """Ranks (U,) of every user's target, in user order.
+
+    Users are batched by history length so that each batch is cut to its
+    longest real history; with left padding that changes no score.
+    """
+    order = torch.argsort(split.lengths, stable=True)
+    ranks = torch.empty(len(order), dtype=torch.long)
+    width = split.history.shape[1]
+    for start in range(0, len(order), batch_size):
+        users = order[start:start + batch_size]
+        longest = max(int(split.lengths[users].max()), 1)
+        history = split.history[users, width - longest:]
+        scores = score({"history": history.to(device)})
+        if scores.shape != (len(users), n_items + 1):
+            raise RuntimeError(f"score() returned shape {tuple(scores.shape)}, expected {(len(users), n_items + 1)}")
+        exclude = seen_mask(split, users, n_items + 1) if protocol.exclude_seen else None
+        ranks[users] = ranks_from_scores(scores.float().cpu(), split.target[users], exclude)
+    return ranks

@@ -1,0 +1,51 @@
+"""The results store: one JSON line per finished (model, dataset, seed, config) run.
+
+Appends take an exclusive lock and write the whole line with one write() on
+an O_APPEND descriptor, so concurrent writers never interleave or lose lines.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import warnings
+from pathlib import Path
+
+RESULTS = "results.jsonl"
+
+
+def append(out_dir: Path, record: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    fd = os.open(out_dir / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"short write to {out_dir / RESULTS}")
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def read(out_dir: Path) -> list[dict]:
+    """All complete records; a damaged line is skipped with a warning."""
+    path = out_dir / RESULTS
+    if not path.exists():
+        return []
+    records = []
+    with open(path) as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                warnings.warn(f"{path}:{n}: skipping a damaged line")
+    return records
+
+
+def latest_by_run(records: list[dict]) -> dict[str, dict]:
+    """The last record of each run id (a --force rerun supersedes older lines)."""
+    return {r["run_id"]: r for r in records}

@@ -1,0 +1,142 @@
+"""`bench run`: the grid of models x seeds, each run trained, evaluated and stored."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+import bench
+from bench import data, registry, results
+from bench.protocol import Protocol, metrics_from_ranks
+from bench.training import Trainer, resolve_device
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    model: str
+    dataset: str
+    seed: int
+    out: str
+    protocol: Protocol = Protocol()
+    overrides: dict = field(default_factory=dict)
+    device: str = "auto"
+    data_dir: str | None = None
+    force: bool = False
+    progress: bool = False
+    threads: int = 0            # torch intra-op threads; 0 = leave the default
+
+
+def dataset_fingerprint(spec: str, directory: str | None) -> str:
+    """Names a dataset by content, so a changed file is a different run."""
+    if spec in data.BUILTIN:
+        return f"{spec}-v1"
+    path = data.data_dir(directory) / f"{spec}.pkl" if spec in data.NAMED else Path(spec)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"{path.stem if spec not in data.NAMED else spec}-{digest}"
+
+
+def run_id(spec: registry.ModelSpec, dataset_fp: str, seed: int, protocol: Protocol) -> str:
+    train = dataclasses.asdict(spec.train)
+    train.pop("eval_batch_size")            # changes speed, not results
+    key = {"model": spec.name, "config": dataclasses.asdict(spec.config), "train": train,
+           "protocol": protocol.to_dict(), "dataset": dataset_fp, "seed": seed}
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str:
+    root = Path(bench.__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    return {"bench": bench.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform()}
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def write_per_user(path: Path, ranks: torch.Tensor, ks: tuple[int, ...]) -> None:
+    per_user = metrics_from_ranks(ranks, ks)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["user", "rank", *per_user])
+        cols = [ranks.tolist()] + [v.tolist() for v in per_user.values()]
+        for user, row in enumerate(zip(*cols)):
+            writer.writerow([user, row[0], *(f"{x:.6g}" for x in row[1:])])
+
+
+def run_one(req: RunRequest) -> dict:
+    """Train and evaluate one (model, dataset, seed); returns its results record."""
+    out = Path(req.out)
+    spec = registry.resolve(req.model, req.overrides)
+    fp = dataset_fingerprint(req.dataset, req.data_dir)
+    rid = run_id(spec, fp, req.seed, req.protocol)
+    if not req.force:
+        done = results.latest_by_run(results.read(out)).get(rid)
+        if done:
+            return {**done, "skipped": True}
+    if req.threads:
+        torch.set_num_threads(req.threads)
+    ds = data.resolve(req.dataset, req.data_dir)
+    run_dir = out / "runs" / ds.name / spec.name / f"seed{req.seed}-{rid}"
+    if req.force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    device = resolve_device(req.device)
+    torch.manual_seed(req.seed)
+    model = spec.build(ds.n_items)
+    progress = None
+    if req.progress:
+        from bench.progress import RichProgress
+        progress = RichProgress(f"{spec.name} seed {req.seed}")
+    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress).run()
+    write_history(run_dir / "history.csv", outcome.history)
+    write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
+    record = {
+        "run_id": rid, "model": spec.name, "dataset": ds.name, "dataset_fingerprint": fp, "seed": req.seed,
+        "config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
+        "protocol": req.protocol.to_dict(), "valid": outcome.valid, "test": outcome.test,
+        "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
+        "train_seconds": round(outcome.train_seconds, 3), "eval_seconds": round(outcome.eval_seconds, 3),
+        "n_users": ds.n_users, "n_items": ds.n_items, "device": str(device), "threads": torch.get_num_threads(),
+        "versions": versions(), "git_revision": git_revision(),
+        "history": str((run_dir / "history.csv").relative_to(out)),
+        "per_user": str((run_dir / "test_per_user.csv").relative_to(out)),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    results.append(out, record)
+    return record
+
+
+def run_grid(requests: list[RunRequest], jobs: int = 1) -> list[dict]:
+    if jobs <= 1:
+        return [run_one(r) for r in requests]
+    from joblib import Parallel, delayed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    requests = [dataclasses.replace(r, progress=False, threads=threads) for r in requests]
+    return Parallel(n_jobs=jobs)(delayed(run_one)(r) for r in requests)

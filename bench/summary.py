@@ -1,0 +1,41 @@
+"""Mean +- std over seeds of result records, as rows for a terminal table."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per (dataset, model): metrics in percent, mean +- std over seeds."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["model"])].append(r)
+    rows = []
+    for (dataset, model), recs in groups.items():
+        row = {"dataset": dataset, "model": model, "seeds": len(recs),
+               "epochs": statistics.fmean(r["best_epoch"] for r in recs),
+               "train_s": statistics.fmean(r["train_seconds"] for r in recs)}
+        for col in COLUMNS:
+            row[col] = mean_std([100 * r["test"][col] for r in recs])
+        row["valid ndcg@10"] = mean_std([100 * r["valid"]["ndcg@10"] for r in recs])
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict], title: str = "test metrics (%), mean +- std over seeds"):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in ("dataset", "model", "seeds", *COLUMNS, "valid ndcg@10", "best epoch", "train s"):
+        table.add_column(name, justify="left" if name in ("dataset", "model") else "right")
+    for row in rows:
+        cells = [f"{m:.2f}±{s:.2f}" for m, s in (row[c] for c in (*COLUMNS, "valid ndcg@10"))]
+        table.add_row(row["dataset"], row["model"], str(row["seeds"]), *cells,
+                      f"{row['epochs']:.0f}", f"{row['train_s']:.1f}")
+    return table

@@ -1,0 +1,206 @@
+"""The one training loop every model goes through.
+
+Adam, evaluation every `eval_every` epochs on validation NDCG@10, early
+stopping with patience, the test split evaluated once at the best validation
+checkpoint. A full-state checkpoint (model, optimizer, scheduler, RNG, epoch,
+best so far, history) is written atomically at each evaluation, so a killed
+run resumes and ends exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from bench import batching
+from bench.checkpoint import atomic_torch_save, load
+from bench.data import Dataset
+from bench.errors import BenchError
+from bench.progress import NullProgress
+from bench.protocol import EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
+
+SELECT_METRIC = "ndcg@10"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    eval_every: int = 1
+    patience: int = 10          # evaluations without improvement before stopping
+    eval_batch_size: int = 1024
+    precision: Literal["fp32", "bf16"] = "bf16"
+    grad_clip: float = 0.0      # max gradient norm; 0 = off
+
+    def __post_init__(self):
+        for name in ("batch_size", "eval_every", "patience", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise BenchError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs < 0 or self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise BenchError("train: epochs, weight_decay and grad_clip must be >= 0 and lr > 0")
+
+
+@dataclass
+class RunOutcome:
+    valid: dict[str, float]
+    test: dict[str, float]
+    test_ranks: torch.Tensor
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    eval_seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda requested but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise BenchError(f"unknown device '{name}'; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, ds: Dataset, protocol: Protocol, cfg: TrainConfig,
+                 run_dir: Path, seed: int, device: torch.device, progress=None):
+        self.model = model.to(device)
+        self.ds, self.protocol, self.cfg = ds, protocol, cfg
+        self.run_dir, self.seed, self.device = run_dir, seed, device
+        self.progress = progress or NullProgress()
+        self.ckpt_path, self.best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) \
+            if any(p.requires_grad for p in model.parameters()) else None
+        self.scheduler = self._make_scheduler()
+        self.state = {"epoch": 0, "best_epoch": 0, "best_score": -math.inf, "best_valid": {},
+                      "bad_evals": 0, "stopped": False, "history": [], "train_seconds": 0.0, "eval_seconds": 0.0}
+
+    def _make_scheduler(self):
+        if self.optimizer is None:
+            return None
+        if self.cfg.lr_schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.cfg.epochs, 1))
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+
+    # -- checkpoints -------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        atomic_torch_save({
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "state": self.state,
+        }, self.ckpt_path)
+
+    def _resume(self) -> None:
+        if not self.ckpt_path.exists():
+            return
+        ckpt = load(self.ckpt_path)
+        self.model.load_state_dict(ckpt["model"])
+        if self.optimizer and ckpt["optimizer"]:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler and ckpt["scheduler"]:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        self.state = ckpt["state"]
+
+    # -- evaluation --------------------------------------------------------
+    def _ranks(self, split: EvalSplit) -> torch.Tensor:
+        self.model.eval()
+        with autocast(self.device, self.cfg.precision):
+            return rank_split(self.model.score, split, self.protocol, self.cfg.eval_batch_size,
+                              self.device, self.ds.n_items)
+
+    def _validate(self, split: EvalSplit, epoch: int, loss: float) -> None:
+        t0 = time.perf_counter()
+        metrics = mean_metrics(metrics_from_ranks(self._ranks(split), self.protocol.ks))
+        s = self.state
+        s["eval_seconds"] += time.perf_counter() - t0
+        s["history"].append({"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in metrics.items()},
+                             "train_seconds": s["train_seconds"], "eval_seconds": s["eval_seconds"]})
+        if metrics[SELECT_METRIC] > s["best_score"]:
+            s.update(best_score=metrics[SELECT_METRIC], best_epoch=epoch, best_valid=metrics, bad_evals=0)
+            atomic_torch_save(self.model.state_dict(), self.best_path)
+        else:
+            s["bad_evals"] += 1
+        s["stopped"] = s["bad_evals"] >= self.cfg.patience
+        self.progress.evaluated(metrics[SELECT_METRIC])
+        self._save_checkpoint()
+
+    # -- the loop ----------------------------------------------------------
+    def _train_epoch(self, examples: torch.Tensor, fmt: str, epoch: int) -> float:
+        self.model.train()
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        n = batching.n_batches(examples, self.cfg.batch_size)
+        self.progress.start_epoch(epoch, self.cfg.epochs, n)
+        total, t0 = 0.0, time.perf_counter()
+        for i, batch in enumerate(batching.epoch_batches(examples, fmt, self.cfg.batch_size, gen)):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch["step"] = (epoch - 1) * n + i
+            with autocast(self.device, self.cfg.precision):
+                out = self.model.loss(batch)
+            loss = out["loss"] if isinstance(out, dict) else out
+            if not torch.isfinite(loss):
+                raise BenchError(f"loss became {float(loss)} at epoch {epoch}, batch {i}; "
+                                 "try a lower learning rate or --set <model>.precision=fp32")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            value = float(loss.detach())
+            total += value
+            self.progress.advance(value)
+        self.scheduler.step()
+        self.state["train_seconds"] += time.perf_counter() - t0
+        return total / max(n, 1)
+
+    def run(self) -> RunOutcome:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.model, "fit"):          # count-based models (MostPop)
+            self.model.fit(self.ds.train)
+        valid = eval_split(self.ds, "valid", self.protocol)
+        self._resume()
+        s = self.state
+        trainable = self.optimizer is not None and self.cfg.epochs > 0
+        if trainable and not s["stopped"] and s["epoch"] < self.cfg.epochs:
+            fmt = self.model.train_format
+            examples = batching.build_examples(fmt, self.ds.train, self.protocol.max_len)
+            for epoch in range(s["epoch"] + 1, self.cfg.epochs + 1):
+                loss = self._train_epoch(examples, fmt, epoch)
+                s["epoch"] = epoch
+                if epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs:
+                    self._validate(valid, epoch, loss)
+                    if s["stopped"]:
+                        break
+        if not s["history"]:                    # nothing trained: evaluate as is
+            self._validate(valid, 0, float("nan"))
+        self.model.load_state_dict(load(self.best_path))
+        t0 = time.perf_counter()
+        test_ranks = self._ranks(eval_split(self.ds, "test", self.protocol))
+        s["eval_seconds"] += time.perf_counter() - t0
+        self.progress.close()
+        return RunOutcome(
+            valid=s["best_valid"], test=mean_metrics(metrics_from_ranks(test_ranks, self.protocol.ks)),
+            test_ranks=test_ranks, best_epoch=s["best_epoch"], epochs_run=s["epoch"],
+            train_seconds=s["train_seconds"], eval_seconds=s["eval_seconds"], history=s["history"],
+        )

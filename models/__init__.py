@@ -1,0 +1,1 @@
+"""The diffusion family (DiffuRec, DiffuRecSys): not built yet."""

@@ -1,0 +1,1 @@
+"""Tables, figures, PDF and GIF reports from result files: not built yet."""

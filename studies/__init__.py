@@ -1,0 +1,1 @@
+"""Named Optuna studies (ablations, tuning): not built yet."""
