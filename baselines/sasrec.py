@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.transformer import Block, attention_mask, reversed_positions
+from baselines.losses import full_softmax_ce
+from baselines.transformer import Block, Dropout, attention_mask, reversed_positions
 from bench.errors import BenchError
 from bench.training import TrainConfig
 
@@ -46,7 +47,7 @@ class SASRec(nn.Module):
         self.cfg, self.n_items = cfg, n_items
         self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)
         self.pos = nn.Embedding(cfg.max_positions, cfg.hidden)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.blocks))
         self.norm = nn.LayerNorm(cfg.hidden)
         nn.init.normal_(self.item.weight, std=cfg.hidden ** -0.5)
@@ -69,8 +70,7 @@ class SASRec(nn.Module):
         keep = target != 0
         h, y = states[keep], target[keep]                             # (M, D), (M,)
         if self.cfg.loss == "ce":
-            logits = h @ self.item.weight[1:].T                       # (M, N)
-            return F.cross_entropy(logits.float(), y - 1)
+            return full_softmax_ce(h, self.item.weight, y)
         neg = torch.randint(1, self.n_items + 1, (len(y), self.cfg.negatives), device=y.device)
         pos_logit = (h * self.item(y)).sum(-1)                        # (M,)
         neg_logit = torch.einsum("md,mkd->mk", h, self.item(neg))     # (M, K)

@@ -42,13 +42,31 @@ def build_examples(fmt: str, seqs: list[list[int]], max_len: int) -> Tensor:
     raise ValueError(f"unknown training format {fmt!r}")
 
 
-def epoch_batches(examples: Tensor, fmt: str, batch_size: int, generator: torch.Generator):
+def batch_order(real: Tensor, batch_size: int, generator: torch.Generator, bucket: int) -> list[Tensor]:
+    """Shuffled example indices grouped into batches.
+
+    With bucket > 0, each run of `bucket` batches' worth of shuffled examples
+    is sorted by length before it is cut into batches, and the batches are
+    shuffled again: batches hold similar lengths, so cutting padding saves
+    most of the attention cost on short-history data, while every batch is
+    still a random draw from the whole epoch.
+    """
+    order = torch.randperm(len(real), generator=generator)
+    if bucket > 0:
+        span = bucket * batch_size
+        chunks = [order[s:s + span] for s in range(0, len(order), span)]
+        order = torch.cat([c[torch.argsort(real[c], stable=True)] for c in chunks])
+    batches = list(order.split(batch_size))
+    if bucket > 0:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator)]
+    return batches
+
+
+def epoch_batches(examples: Tensor, fmt: str, batch_size: int, generator: torch.Generator, bucket: int = 0):
     """Yield shuffled batches, each cut to its longest real row."""
-    order = torch.randperm(len(examples), generator=generator)
     width = examples.shape[1]
     real = (examples != 0).sum(1)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in batch_order(real, batch_size, generator, bucket):
         longest = int(real[idx].max())
         rows = examples[idx, width - longest:]
         if fmt == "sequence":
