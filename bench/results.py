@@ -17,9 +17,12 @@ RESULTS = "results.jsonl"
 def append(out_dir: Path, record: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(out_dir / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(out_dir / RESULTS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line        # a writer died mid-line: keep our record on a line of its own
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"short write to {out_dir / RESULTS}")

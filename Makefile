@@ -1,0 +1,33 @@
+# make test   install what is missing into .venv, then run the test suite
+# make bench  install what is missing, run every model on $(DATASET), show the results table
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATASET ?= toys
+SEEDS ?= 1
+OUT ?= runs
+BENCH_ARGS ?=
+
+.PHONY: install test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, from the CPU build, so the project's 'torch' requirement pulls nothing bigger
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0 || \
+		$(BIN)/pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/bench run --models all --dataset $(DATASET) --seeds $(SEEDS) --out $(OUT) $(BENCH_ARGS)
+	$(BIN)/bench results $(OUT)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def real_data_dir() -> Path | None:
+    d = os.environ.get("BENCH_DATA_DIR")
+    return Path(d) if d and (Path(d) / "beauty.pkl").exists() else None
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    d = real_data_dir()
+    if d is None:
+        pytest.skip("BENCH_DATA_DIR with the benchmark datasets is not set")
+    return d
+
+
+def bench_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """Run the `bench` command in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

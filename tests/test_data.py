@@ -1,0 +1,146 @@
+import functools
+import http.server
+import pickle
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench import data, fetch, tsv
+from bench.errors import BenchError
+
+
+def write_pickle(path: Path, obj) -> Path:
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    return path
+
+
+def valid_dict():
+    return {"train": {0: [1, 2], 1: [3]}, "val": {0: [3], 1: [1]}, "test": {0: [4], 1: [2]},
+            "umap": {"a": 0, "b": 1}, "smap": {"i1": 1, "i2": 2, "i3": 3, "i4": 4}}
+
+
+def test_synthetic_is_deterministic_and_sequential():
+    a, b = data.synthetic(), data.synthetic()
+    assert a == b
+    assert a.n_items == 120 and a.n_users == 600
+    # the favoured successor makes consecutive pairs repeat far more than chance
+    pairs = [(s[i], s[i + 1]) for s in a.train for i in range(len(s) - 1)]
+    assert len(set(pairs)) < 0.6 * len(pairs)
+
+
+def test_valid_pickle_loads(tmp_path):
+    ds = data.load_pickle(write_pickle(tmp_path / "ok.pkl", valid_dict()))
+    assert ds.train == [[1, 2], [3]] and ds.val == [3, 1] and ds.test == [4, 2] and ds.n_items == 4
+
+
+class Boom:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickle_with_globals_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    bomb = Boom()
+    bomb.marker = str(marker)
+    path = write_pickle(tmp_path / "evil.pkl", {**valid_dict(), "umap": bomb})
+    with pytest.raises(BenchError, match="refusing"):
+        data.load_pickle(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.pop("val"), "missing keys"),
+    (lambda d: d["train"].__setitem__(1, []), "fewer than 3 items"),
+    (lambda d: d["test"].__setitem__(0, [99]), "out of range"),
+    (lambda d: d["train"].__setitem__(0, [0, 1]), "out of range"),
+    (lambda d: d["val"].pop(1), "single val/test"),
+])
+def test_inconsistent_files_fail_with_a_clear_line(tmp_path, mutate, message):
+    d = valid_dict()
+    mutate(d)
+    with pytest.raises(BenchError, match=message):
+        data.load_pickle(write_pickle(tmp_path / "bad.pkl", d))
+
+
+def test_truncated_and_garbage_files(tmp_path):
+    raw = pickle.dumps(valid_dict(), protocol=4)
+    (tmp_path / "trunc.pkl").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "junk.pkl").write_bytes(b"\x00not a pickle at all")
+    for name in ("trunc.pkl", "junk.pkl"):
+        with pytest.raises(BenchError, match="corrupt"):
+            data.load_pickle(tmp_path / name)
+    with pytest.raises(BenchError, match="not found"):
+        data.resolve(str(tmp_path / "absent.pkl"))
+    with pytest.raises(BenchError, match="unknown dataset"):
+        data.resolve("no-such-dataset")
+
+
+def test_tsv_interactions_become_chronological_splits(tmp_path):
+    rows = ["user\titem\ttimestamp",
+            "u1\ta\t3", "u1\tb\t1", "u1\tc\t2", "u1\td\t4",   # chronological: b c a d
+            "u2\ta\t1", "u2\tb\t2",                            # only 2 events: dropped
+            "u3\tc\t5", "u3\ta\t6", "u3\te\t7"]
+    path = tmp_path / "log.tsv"
+    path.write_text("\n".join(rows) + "\n")
+    ds = tsv.load_interactions(path)
+    ids = {"b": 1, "c": 2, "a": 3, "d": 4, "e": 5}             # numbered in order of first appearance
+    assert ds.train == [[ids["b"], ids["c"]], [ids["c"]]]
+    assert ds.val == [ids["a"], ids["a"]] and ds.test == [ids["d"], ids["e"]]
+    assert ds.n_items == 5
+    # a 2-core drops the items seen once (d, e); u3 is left with 2 events and is dropped
+    core = tsv.load_interactions(path, k=2)
+    assert (core.train, core.val, core.test, core.n_items) == ([[1]], [2], [3], 3)  # u1: b c a
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("user\titem\nu1\ta\n")
+    with pytest.raises(BenchError, match="header"):
+        tsv.load_interactions(bad)
+
+
+@pytest.fixture
+def http_mirror(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving <dir>/dataset.pkl files from tmp_path/mirror."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+def test_fetch_verifies_sha256_over_http(data_dir, http_mirror, tmp_path):
+    root, url = http_mirror
+    (root / "toys").mkdir()
+    shutil.copy(data_dir / "toys.pkl", root / "toys" / "dataset.pkl")
+    dest = tmp_path / "cache"
+    path = fetch.fetch("toys", dest, base_url=url)
+    assert path == dest / "toys.pkl" and fetch.sha256_of(path) == fetch.SHA256["toys"]
+    assert data.resolve("toys", dest).n_users == 19412
+
+
+def test_fetch_rejects_a_tampered_file_and_keeps_nothing(http_mirror, tmp_path):
+    root, url = http_mirror
+    (root / "amazon_beauty").mkdir()
+    write_pickle(root / "amazon_beauty" / "dataset.pkl", valid_dict())
+    dest = tmp_path / "cache"
+    with pytest.raises(BenchError, match="SHA-256 mismatch"):
+        fetch.fetch("beauty", dest, base_url=url)
+    assert list(dest.iterdir()) == []
+
+
+def test_fetch_file_url_and_unreachable(tmp_path):
+    dest = tmp_path / "cache"
+    with pytest.raises(BenchError, match="cannot download"):
+        fetch.fetch("ml-1m", dest, base_url=(tmp_path / "nowhere").as_uri())
+    assert list(dest.iterdir()) == []
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "env"))
+    assert data.data_dir(tmp_path / "flag") == tmp_path / "flag"
+    assert data.data_dir() == tmp_path / "env"
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert data.data_dir() == tmp_path / "cache" / "bench" / "data"

@@ -1,0 +1,65 @@
+import json
+import multiprocessing as mp
+
+import pytest
+
+from bench import results
+from tests.conftest import bench_cli
+
+
+def writer(out, worker, n):
+    for i in range(n):
+        results.append(out, {"run_id": f"{worker}-{i}", "payload": "x" * (5000 + worker), "i": i})
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    procs = [mp.get_context("spawn").Process(target=writer, args=(tmp_path, w, 60)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    lines = (tmp_path / results.RESULTS).read_text().splitlines()
+    assert len(lines) == 240
+    records = [json.loads(line) for line in lines]
+    assert {r["run_id"] for r in records} == {f"{w}-{i}" for w in range(4) for i in range(60)}
+
+
+@pytest.mark.filterwarnings("ignore:.*damaged line")
+def test_damaged_line_is_skipped_not_fatal(tmp_path):
+    results.append(tmp_path, {"run_id": "a"})
+    with open(tmp_path / results.RESULTS, "a") as f:
+        f.write('{"run_id": "trunc')
+    assert [r["run_id"] for r in results.read(tmp_path)] == ["a"]
+    results.append(tmp_path, {"run_id": "b"})
+    assert [r["run_id"] for r in results.read(tmp_path)] == ["a", "b"]
+
+
+def test_rerun_skips_finished_runs_unless_forced(tmp_path):
+    args = ["run", "--models", "pop,sasrec", "--dataset", "synthetic", "--epochs", "2", "--seeds", "2",
+            "--out", str(tmp_path)]
+    first = bench_cli(*args)
+    assert first.returncode == 0, first.stderr
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    record = json.loads(lines[-1])
+    for key in ("model", "dataset", "seed", "config", "train", "protocol", "valid", "test", "best_epoch",
+                "train_seconds", "eval_seconds", "versions", "git_revision", "history", "per_user"):
+        assert key in record
+    assert (tmp_path / record["history"]).exists() and (tmp_path / record["per_user"]).exists()
+    per_user = (tmp_path / record["per_user"]).read_text().splitlines()
+    assert per_user[0].startswith("user,rank,hr@5") and len(per_user) == 1 + 600
+
+    again = bench_cli(*args)
+    assert again.returncode == 0 and "4 of 4 runs were already finished" in again.stdout
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 4
+    forced = bench_cli(*args, "--force", "--models", "pop")
+    assert forced.returncode == 0
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 6
+
+
+def test_parallel_jobs_write_every_run(tmp_path):
+    proc = bench_cli("run", "--models", "pop,sasrec", "--dataset", "synthetic", "--epochs", "1", "--seeds", "2",
+                     "--jobs", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    records = results.read(tmp_path)
+    assert sorted((r["model"], r["seed"]) for r in records) == [("pop", 0), ("pop", 1), ("sasrec", 0), ("sasrec", 1)]
