@@ -93,15 +93,13 @@ def ranks_from_scores(scores: Tensor, target: Tensor, exclude: Tensor | None = N
     A NaN target score ranks last.
     """
     scores = scores.float()
-    target_score = scores.gather(1, target[:, None])  # (B, 1)
-    banned = torch.zeros_like(scores, dtype=torch.bool)
-    banned[:, 0] = True
+    target_score = scores.gather(1, target[:, None])                  # (B, 1)
+    n_candidates = torch.full_like(target, scores.shape[1] - 1)
     if exclude is not None:
-        banned |= exclude.to(scores.device)
-    banned.scatter_(1, target[:, None], False)
-    beats = (scores >= target_score) & ~banned   # includes the target itself
-    ranks = beats.sum(1)
-    n_candidates = (~banned).sum(1)
+        exclude = exclude.to(scores.device).scatter(1, target[:, None], False)
+        scores = scores.masked_fill(exclude, float("nan"))            # NaN >= x is False: never counted
+        n_candidates = n_candidates - exclude[:, 1:].sum(1)
+    ranks = (scores[:, 1:] >= target_score).sum(1)                   # includes the target itself
     return torch.where(torch.isnan(target_score[:, 0]), n_candidates, ranks)
 
 
