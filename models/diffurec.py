@@ -1,0 +1,151 @@
+"""DiffuRec (Li, Sun, Li, TOIS 2023) and DiffuRecSys (Zolghadr et al., ROEGEN@RecSys'24).
+
+Diffusion over the target item's embedding: the forward process noises
+x0 = E[target]; the Approximator predicts x0 from the history, x_t and t;
+the loss is cross-entropy of the predicted x0 against every item embedding.
+Scoring runs the reverse process from x_T ~ N(0, I) with a seeded generator
+and ranks items by their dot product with the final x0.
+
+Offset noise (Guttenberg 2023): eps = n + s * m with n ~ N(0, I) of shape
+(B, D) and m ~ N(0, 1) of shape (B, 1) ("per_example"), or (B, D)
+("elementwise", as the published DiffuRecSys code).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.errors import BenchError
+from bench.training import TrainConfig
+from models.approximator import Approximator
+from models.layers import Dropout
+from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
+from models.timesteps import make_sampler
+
+
+@dataclass(frozen=True)
+class DiffuRecConfig:
+    hidden: int = 128
+    blocks: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+    emb_dropout: float = 0.3
+    attention: Literal["self", "cross", "cross+self"] = "self"
+    cross_kind: Literal["softmax", "linear"] = "softmax"
+    diffusion_steps: int = 32
+    schedule: ScheduleName = "trunc_lin"
+    timestep_sampler: Literal["uniform", "lossaware"] = "uniform"
+    rescale_timesteps: bool = True      # time input t * 1000 / T, as DiffuRec
+    lambda_mean: float = 0.001          # lambda ~ N(mean, std); std 0 = fixed lambda
+    lambda_std: float = 0.001
+    offset_noise: float = 0.0           # s; 0 = off
+    offset_kind: Literal["per_example", "elementwise"] = "per_example"
+    inference_steps: int = 0            # reverse steps; 0 = all T, fewer = strided
+    stochastic: bool = True             # add noise at each reverse step
+    eval_samples: int = 1               # reverse draws averaged per score
+
+    def validate(self):
+        if self.hidden % self.heads:
+            raise BenchError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.diffusion_steps < 2 or not 0 <= self.inference_steps <= self.diffusion_steps:
+            raise BenchError(f"need diffusion_steps >= 2 and 0 <= inference_steps <= diffusion_steps")
+        if self.eval_samples < 1 or self.offset_noise < 0 or self.lambda_std < 0:
+            raise BenchError("eval_samples must be >= 1; offset_noise and lambda_std >= 0")
+
+
+@dataclass(frozen=True)
+class DiffuRecSysConfig(DiffuRecConfig):
+    attention: Literal["self", "cross", "cross+self"] = "cross+self"
+    offset_noise: float = 0.1
+
+
+class DiffuRec(nn.Module):
+    Config = DiffuRecConfig
+    train_defaults = TrainConfig(epochs=200, batch_size=512, lr=1e-3, eval_every=2, patience=5, eval_batch_size=512)
+    train_format = "prefix"
+
+    def __init__(self, cfg: DiffuRecConfig, n_items: int):
+        super().__init__()
+        self.cfg, self.n_items = cfg, n_items
+        self.item = nn.Embedding(n_items + 1, cfg.hidden)
+        nn.init.normal_(self.item.weight, std=cfg.hidden ** -0.5)
+        self.emb_drop = Dropout(cfg.emb_dropout)
+        self.emb_norm = nn.LayerNorm(cfg.hidden)
+        self.approximator = Approximator(cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.attention, cfg.cross_kind)
+        self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps)
+        steps = cfg.inference_steps or cfg.diffusion_steps
+        self.reverse_schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps,
+                                              strided_timesteps(cfg.diffusion_steps, steps))
+        self.sampler = make_sampler(cfg.timestep_sampler, cfg.diffusion_steps)
+        # drawn from the run's seeded RNG, saved with the weights: scoring is reproducible
+        self.register_buffer("eval_seed", torch.randint(0, 2 ** 62, ()))
+
+    # -- pieces ------------------------------------------------------------
+    def _history(self, history: Tensor) -> tuple[Tensor, Tensor]:
+        return self.emb_norm(self.emb_drop(self.item(history))), history != 0     # (B, L, D), (B, L)
+
+    def _lambda(self, batch: int, device, generator=None) -> Tensor:
+        """(B, 1, D) lambda, one draw per example and dimension, shared over positions
+        (so that the number of padding columns cannot change a draw)."""
+        shape = (batch, 1, self.cfg.hidden)
+        lam = torch.full(shape, self.cfg.lambda_mean, device=device)
+        if self.cfg.lambda_std > 0:
+            lam = lam + self.cfg.lambda_std * torch.randn(shape, generator=generator, device=device)
+        return lam
+
+    def _time_input(self, t: Tensor) -> Tensor:
+        return t.float() * (1000.0 / self.cfg.diffusion_steps) if self.cfg.rescale_timesteps else t.float()
+
+    def forward_noise(self, shape: torch.Size, device) -> Tensor:
+        """eps = n + s * m (offset noise); m is (B, 1) per example or (B, D) elementwise."""
+        noise = torch.randn(shape, device=device)
+        if self.cfg.offset_noise > 0:
+            m_shape = (shape[0], 1) if self.cfg.offset_kind == "per_example" else shape
+            noise = noise + self.cfg.offset_noise * torch.randn(m_shape, device=device)
+        return noise
+
+    # -- the contract ------------------------------------------------------
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        items, valid = self._history(batch["history"])
+        x0 = self.item(batch["target"])                                            # (B, D)
+        t, weights = self.sampler.sample(len(x0), x0.device)
+        xt = self.schedule.add_noise(x0, self.forward_noise(x0.shape, x0.device), t)
+        x0_pred = self.approximator(items, valid, xt, self._time_input(t), self._lambda(len(x0), x0.device))
+        logits = x0_pred @ self.item.weight[1:].T                                   # (B, N)
+        with torch.autocast(logits.device.type, enabled=False):
+            losses = F.cross_entropy(logits, batch["target"] - 1, reduction="none")
+        self.sampler.update(t, losses.detach())
+        return (losses * weights).mean()
+
+    @torch.no_grad()
+    def reverse(self, history: Tensor, generator: torch.Generator) -> Tensor:
+        """Run the reverse process; returns the final x0 estimate (B, D)."""
+        items, valid = self._history(history)
+        sched = self.reverse_schedule
+        x = torch.randn(len(history), self.cfg.hidden, generator=generator, device=history.device)
+        for i in reversed(range(sched.num_steps)):
+            t_orig = sched.timestep_map[i].expand(len(history))
+            lam = self._lambda(len(history), history.device, generator)
+            x0 = self.approximator(items, valid, x, self._time_input(t_orig), lam).float()
+            x = sched.step(x0, x, i, generator, self.cfg.stochastic)
+        return x
+
+    @torch.no_grad()
+    def score(self, batch: dict[str, Tensor]) -> Tensor:
+        history = batch["history"]
+        gen = torch.Generator(device=history.device).manual_seed(int(self.eval_seed))
+        total = None
+        for _ in range(self.cfg.eval_samples):
+            scores = self.reverse(history, gen) @ self.item.weight.T.float()        # (B, N+1)
+            total = scores if total is None else total + scores
+        return total / self.cfg.eval_samples
+
+
+class DiffuRecSys(DiffuRec):
+    Config = DiffuRecSysConfig
+
+

@@ -1,0 +1,130 @@
+"""The diffusion family: schedule values, masking, variants, reverse process, samplers."""
+import math
+
+import pytest
+import torch
+
+from bench import registry
+from models.diffurec import DiffuRec, DiffuRecConfig
+from models.schedule import NoiseSchedule, beta_schedule, strided_timesteps
+from models.timesteps import LossAwareSampler
+
+
+def test_trunc_lin_by_hand():
+    b = beta_schedule("trunc_lin", 32)
+    # scale = 1000/32; start = scale*1e-4 + 0.01; end = scale*0.02 + 0.01
+    assert b[0].item() == pytest.approx(0.013125)
+    assert b[-1].item() == pytest.approx(0.635)
+    assert b[1].item() == pytest.approx(0.013125 + (0.635 - 0.013125) / 31)
+    s = NoiseSchedule("trunc_lin", 32)
+    assert s.alphas_cumprod[1].item() == pytest.approx((1 - 0.013125) * (1 - b[1].item()), rel=1e-6)
+    # posterior at t=0 returns x0 exactly: coef1 = 1, coef2 = 0
+    assert s.posterior_mean_coef1[0].item() == pytest.approx(1.0)
+    assert s.posterior_mean_coef2[0].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_linear_and_cosine_by_hand():
+    lin = beta_schedule("linear", 1000)
+    assert lin[0].item() == pytest.approx(1e-4) and lin[999].item() == pytest.approx(0.02)
+    assert lin[500].item() == pytest.approx(1e-4 + 500 * (0.02 - 1e-4) / 999)
+    cos = beta_schedule("cosine", 2)
+    abar = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+    assert cos[0].item() == pytest.approx(1 - abar(0.5) / abar(0.0))    # about 0.5062
+    assert cos[0].item() == pytest.approx(0.5062, abs=1e-4)
+    assert cos[1].item() == pytest.approx(0.999)                          # capped
+    for name in ("sqrt", "trunc_cos", "pw_lin"):
+        b = beta_schedule(name, 32)
+        assert b.dtype == torch.float64 and ((b > 0) & (b < 1)).all()
+
+
+def test_add_noise_matches_closed_form():
+    s = NoiseSchedule("trunc_lin", 32)
+    x0, n, t = torch.ones(2, 3), torch.full((2, 3), 2.0), torch.tensor([0, 5])
+    xt = s.add_noise(x0, n, t)
+    ab = s.alphas_cumprod[t][:, None]
+    assert torch.allclose(xt, ab.sqrt() * 1 + (1 - ab).sqrt() * 2)
+
+
+def test_strided_respacing():
+    assert strided_timesteps(32, 4) == [0, 10, 21, 31]
+    full, sub = NoiseSchedule("trunc_lin", 32), NoiseSchedule("trunc_lin", 32, [0, 10, 21, 31])
+    # respaced cumulative products equal the originals at the kept steps
+    assert torch.allclose(sub.alphas_cumprod, full.alphas_cumprod[[0, 10, 21, 31]])
+    assert sub.timestep_map.tolist() == [0, 10, 21, 31]
+
+
+def small(**kw) -> DiffuRec:
+    torch.manual_seed(0)
+    cfg = DiffuRecConfig(hidden=16, blocks=2, heads=2, diffusion_steps=8, **kw)
+    cfg.validate()
+    return DiffuRec(cfg, 25).eval()
+
+
+HIST = torch.tensor([[3, 4, 5, 6], [0, 0, 7, 8]])
+
+
+@pytest.mark.parametrize("attention", ["self", "cross", "cross+self"])
+@pytest.mark.parametrize("cross_kind", ["softmax", "linear"])
+def test_padding_cannot_change_any_output(attention, cross_kind):
+    model = small(attention=attention, cross_kind=cross_kind)
+    padded = torch.cat([torch.zeros(2, 5, dtype=torch.long), HIST], 1)
+    assert torch.allclose(model.score({"history": HIST}), model.score({"history": padded}), atol=1e-5)
+    # changing what sits at padding positions changes nothing either
+    other = padded.clone()
+    model.item.weight.data[0] += 5.0
+    assert torch.allclose(model.score({"history": HIST}), model.score({"history": other}), atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(attention="self"), dict(attention="cross"), dict(attention="cross+self"),
+    dict(attention="cross+self", cross_kind="linear"),
+    dict(offset_noise=0.3, offset_kind="per_example"), dict(offset_noise=0.3, offset_kind="elementwise"),
+    dict(inference_steps=3), dict(stochastic=False), dict(eval_samples=3), dict(timestep_sampler="lossaware"),
+    dict(schedule="cosine"), dict(lambda_std=0.0),
+])
+def test_variants_train_and_score(kw):
+    model = small(**kw).train()
+    batch = {"history": HIST, "target": torch.tensor([9, 10])}
+    loss = model.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    model.eval()
+    scores = model.score({"history": HIST})
+    assert scores.shape == (2, 26) and torch.isfinite(scores).all()
+    assert torch.equal(scores, model.score({"history": HIST}))        # seeded: reproducible
+
+
+def test_offset_noise_kinds_have_the_right_structure():
+    torch.manual_seed(0)
+    per = small(offset_noise=1.0, offset_kind="per_example").forward_noise(torch.Size((4000, 16)), "cpu")
+    ele = small(offset_noise=1.0, offset_kind="elementwise").forward_noise(torch.Size((4000, 16)), "cpu")
+    # per example: dimensions of one example share m, so they correlate (cov = s^2 = 1, var = 2)
+    c = torch.corrcoef(per[:, :2].T)[0, 1].item()
+    assert c == pytest.approx(0.5, abs=0.05)
+    assert abs(torch.corrcoef(ele[:, :2].T)[0, 1].item()) < 0.05
+    assert ele.var().item() == pytest.approx(2.0, rel=0.05)
+
+
+def test_loss_aware_sampler_leaves_warmup_and_reweights():
+    s = LossAwareSampler(steps=4, history=3)
+    assert not s.warmed_up and torch.allclose(s.weights(), torch.full((4,), 0.25))
+    for _ in range(3):
+        s.update(torch.arange(4), torch.tensor([1.0, 1.0, 1.0, 9.0]))
+    assert s.warmed_up
+    w = s.weights()
+    assert w[3] > 0.6 and w[0] < 0.15
+    t, weights = s.sample(1000, torch.device("cpu"))
+    assert (t == 3).float().mean() > 0.6
+    assert torch.allclose(weights, 1 / (4 * w[t]))
+    # the model feeds it its per-example losses
+    model = small(timestep_sampler="lossaware").train()
+    for _ in range(40):
+        model.loss({"history": HIST, "target": torch.tensor([9, 10])})
+    assert int(model.sampler.counts.sum()) == 80
+
+
+def test_diffurecsys_defaults():
+    spec = registry.resolve("diffurecsys")
+    assert spec.config.attention == "cross+self" and spec.config.offset_noise == 0.1
+    assert spec.config.offset_kind == "per_example" and spec.config.diffusion_steps == 32
+    assert registry.resolve("diffurec").config.attention == "self"
