@@ -53,11 +53,21 @@ def test_left_padding_does_not_change_scores(name):
         assert torch.allclose(model.score({"history": hist}), model.score({"history": padded}), atol=1e-5)
 
 
-@pytest.mark.parametrize("name, sets", [("sasrec", {}), ("sasrec", {"loss": "bce", "negatives": "8"})])
+SMALL_DIFFUSION = {"hidden": "32", "blocks": "2", "heads": "2", "batch_size": "128", "lr": "0.003", "epochs": "6",
+                   "eval_every": "3", "patience": "5"}
+PLANTED = [
+    ("sasrec", {"epochs": "40", "lr": "0.005", "dropout": "0.1", "patience": "40", "eval_every": "10"}),
+    ("sasrec", {"epochs": "40", "lr": "0.005", "dropout": "0.1", "patience": "40", "eval_every": "10",
+                "loss": "bce", "negatives": "8"}),
+    ("diffurec", SMALL_DIFFUSION),
+    ("diffurecsys", SMALL_DIFFUSION),
+]
+
+
+@pytest.mark.parametrize("name, sets", PLANTED, ids=[f"{n}-{s.get('loss', '')}" for n, s in PLANTED])
 def test_learns_a_planted_sequence(tmp_path, name, sets):
     ds = planted()
-    spec = registry.resolve(name, {name: {"epochs": "40", "lr": "0.005", "dropout": "0.1", "patience": "40",
-                                          "eval_every": "10", **sets}})
+    spec = registry.resolve(name, {name: sets})
     torch.manual_seed(0)
     out = Trainer(spec.build(ds.n_items), ds, Protocol(), spec.train, tmp_path, 0, torch.device("cpu")).run()
     assert out.test["hr@10"] > 0.95, out.test
