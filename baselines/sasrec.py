@@ -24,7 +24,7 @@ from bench.training import TrainConfig
 
 @dataclass(frozen=True)
 class SASRecConfig:
-    hidden: int = 64
+    hidden: int = 128
     blocks: int = 2
     heads: int = 2
     dropout: float = 0.5
@@ -39,7 +39,7 @@ class SASRecConfig:
 
 class SASRec(nn.Module):
     Config = SASRecConfig
-    train_defaults = TrainConfig(epochs=200, batch_size=128, lr=1e-3, patience=10)
+    train_defaults = TrainConfig(epochs=200, batch_size=128, lr=1e-3, eval_every=2, patience=5)
     train_format = "sequence"
 
     def __init__(self, cfg: SASRecConfig, n_items: int):
