@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.losses import full_softmax_ce
-from models.layers import Block, Dropout, attention_mask, reversed_positions
+from models.layers import Block, Dropout, attention_mask, full_softmax_ce, reversed_positions
 from bench.errors import BenchError
 from bench.training import TrainConfig
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.training import TrainConfig
 from models.approximator import Approximator
-from models.layers import Dropout
+from models.layers import Dropout, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
 from models.timesteps import make_sampler
 
@@ -115,9 +114,7 @@ class DiffuRec(nn.Module):
         t, weights = self.sampler.sample(len(x0), x0.device)
         xt = self.schedule.add_noise(x0, self.forward_noise(x0.shape, x0.device), t)
         x0_pred = self.approximator(items, valid, xt, self._time_input(t), self._lambda(len(x0), x0.device))
-        logits = x0_pred @ self.item.weight[1:].T                                   # (B, N)
-        with torch.autocast(logits.device.type, enabled=False):
-            losses = F.cross_entropy(logits, batch["target"] - 1, reduction="none")
+        losses = full_softmax_ce(x0_pred, self.item.weight, batch["target"], reduction="none")  # (B,)
         self.sampler.update(t, losses.detach())
         return (losses * weights).mean()
 
