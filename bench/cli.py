@@ -1,6 +1,7 @@
 """The `bench` command: thin Typer commands over plain functions."""
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -138,6 +139,14 @@ def data_fetch(
 
     path = fetch.fetch(name, data.data_dir(data_dir), base_url)
     console.print(f"{name}: verified and saved to {path}")
+
+
+# Commands kept beside the package they drive (studies/, reports/, ...). Each module
+# defines `register(app)`, adds its commands there, and imports heavy libraries
+# (optuna, matplotlib) inside the commands so `bench --help` stays fast.
+EXTENSIONS: tuple[str, ...] = ()
+for _module in EXTENSIONS:
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:
