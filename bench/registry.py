@@ -18,6 +18,8 @@ from bench.training import TrainConfig
 MODELS: dict[str, str] = {
     "pop": "baselines.pop:MostPop",
     "sasrec": "baselines.sasrec:SASRec",
+    "bert4rec": "baselines.bert4rec:BERT4Rec",
+    "svae": "baselines.svae:SVAE",
     "diffurec": "models.diffurec:DiffuRec",
     "diffurecsys": "models.diffurec:DiffuRecSys",
 }

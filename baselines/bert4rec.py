@@ -1,0 +1,99 @@
+"""BERT4Rec (Sun et al., CIKM 2019): a bidirectional Transformer trained as a cloze task.
+
+Training masks items of the whole training window (history plus its last
+item) with probability `mask_prob` (at least one per row); with probability
+`mask_last` a row instead masks only its last item, the paper's extra samples
+that match the test task. Loss: full softmax cross-entropy over the masked
+positions only. Scoring appends [MASK] after the left-padded history and ranks
+the catalogue with its output. Positions are learned and counted from the
+end, so left padding changes nothing. Needs long training (Petrov & Macdonald,
+RecSys 2022): a large epoch budget with patient early stopping.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models.layers import Block, Dropout, attention_mask, full_softmax_ce, reversed_positions
+from bench.errors import BenchError
+from bench.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig:
+    hidden: int = 64
+    blocks: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    mask_prob: float = 0.2
+    mask_last: float = 0.1        # share of rows that mask only their last item
+    max_positions: int = 201
+
+    def validate(self):
+        if self.hidden % self.heads:
+            raise BenchError(f"bert4rec.hidden ({self.hidden}) must be divisible by bert4rec.heads ({self.heads})")
+        if not (0 < self.mask_prob <= 1 and 0 <= self.mask_last <= 1):
+            raise BenchError("bert4rec.mask_prob must be in (0, 1] and bert4rec.mask_last in [0, 1]")
+
+
+class BERT4Rec(nn.Module):
+    Config = BERT4RecConfig
+    train_defaults = TrainConfig(epochs=400, batch_size=128, lr=2e-3, eval_every=5, patience=4)
+    train_format = "sequence"
+
+    def __init__(self, cfg: BERT4RecConfig, n_items: int):
+        super().__init__()
+        self.cfg, self.n_items = cfg, n_items
+        self.mask_id = n_items + 1
+        self.item = nn.Embedding(n_items + 2, cfg.hidden, padding_idx=0)   # 0 pad, 1..N items, N+1 [MASK]
+        self.pos = nn.Embedding(cfg.max_positions, cfg.hidden)
+        self.drop = Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.blocks))
+        self.norm = nn.LayerNorm(cfg.hidden)
+        nn.init.normal_(self.item.weight, std=cfg.hidden ** -0.5)
+
+    @property
+    def catalogue(self) -> Tensor:
+        """(N+1, D) output embeddings of padding and items 1..N ([MASK] is no candidate)."""
+        return self.item.weight[:-1]
+
+    def encode(self, seq: Tensor) -> Tensor:
+        """(B, L) left-padded ids, [MASK] allowed -> (B, L, D); every position sees every real one."""
+        if seq.shape[1] > self.cfg.max_positions:
+            raise BenchError(f"sequence length {seq.shape[1]} exceeds bert4rec.max_positions {self.cfg.max_positions}")
+        valid = seq != 0                                              # (B, L)
+        x = self.item(seq) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(seq))
+        x = self.drop(x) * valid[..., None]
+        mask = attention_mask(valid, causal=False)                    # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, mask) * valid[..., None]
+        return self.norm(x)
+
+    def cloze_mask(self, seq: Tensor) -> Tensor:
+        """(B, L) bool: positions to hide, drawn from torch's global RNG; >= 1 per row."""
+        valid = seq != 0
+        u = torch.rand(seq.shape, device=seq.device)
+        masked = (u < self.cfg.mask_prob) & valid
+        empty = ~masked.any(1)                                        # rows with nothing masked
+        pick = u.masked_fill(~valid, 2.0).argmin(1)                   # a uniform real position per row
+        masked[empty, pick[empty]] = True
+        last_only = torch.rand(seq.shape[0], device=seq.device) < self.cfg.mask_last
+        masked[last_only] = False
+        masked[last_only, -1] = True                                  # the last column is always real
+        return masked
+
+    def loss(self, batch: dict[str, Tensor]) -> Tensor:
+        # the whole training window: history, then the last target of each row
+        seq = torch.cat([batch["history"], batch["target"][:, -1:]], 1)  # (B, L+1)
+        masked = self.cloze_mask(seq)
+        states = self.encode(seq.masked_fill(masked, self.mask_id))     # (B, L+1, D)
+        return full_softmax_ce(states[masked], self.catalogue, seq[masked])
+
+    def score(self, batch: dict[str, Tensor]) -> Tensor:
+        history = batch["history"]                                    # (B, L), left-padded
+        query = torch.full_like(history[:, :1], self.mask_id)
+        last = self.encode(torch.cat([history, query], 1))[:, -1]     # (B, D), the [MASK] output
+        return last @ self.catalogue.T                                # (B, N+1)

@@ -1,0 +1,90 @@
+"""BERT4Rec and SVAE: their masking, annealing and padding pieces, and a planted signal each learns."""
+import pytest
+import torch
+
+from bench import registry
+from bench.errors import BenchError
+from baselines.svae import align_left
+from test_models import test_learns_a_planted_sequence as learns_planted
+
+
+def test_cloze_mask_hides_only_real_items_and_at_least_one_per_row():
+    model = registry.resolve("bert4rec", {"bert4rec": {"mask_prob": "0.05"}}).build(20)
+    seq = torch.tensor([[0, 0, 0, 0, 0, 5], [0, 0, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]]).repeat(200, 1)
+    torch.manual_seed(0)
+    masked = model.cloze_mask(seq)
+    assert masked.any(1).all() and not masked[seq == 0].any()
+    assert masked[2::3].float().mean(0).min() > 0.05              # the forced pick is spread over positions
+    torch.manual_seed(0)
+    assert torch.equal(model.cloze_mask(seq), masked)          # the harness seeds torch: reproducible
+
+
+def test_mask_last_rows_hide_only_their_last_item():
+    model = registry.resolve("bert4rec", {"bert4rec": {"mask_prob": "1.0", "mask_last": "0.3"}}).build(20)
+    seq = torch.arange(1, 7).repeat(1000, 1)
+    masked = model.cloze_mask(seq)
+    last_only = masked.sum(1) == 1
+    assert masked[last_only, -1].all() and masked[~last_only].all()
+    assert 0.25 < last_only.float().mean() < 0.35
+
+
+def test_bert4rec_scores_with_mask_appended_after_history():
+    torch.manual_seed(0)
+    model = registry.resolve("bert4rec").build(30).eval()
+    hist = torch.tensor([[0, 5, 6, 7]])
+    seq = torch.tensor([[0, 5, 6, 7, model.mask_id]])
+    with torch.no_grad():
+        expected = model.encode(seq)[:, -1] @ model.item.weight[:-1].T
+        assert torch.allclose(model.score({"history": hist}), expected)
+    assert model.score({"history": hist}).shape == (1, 31)
+
+
+def test_bert4rec_loss_sees_the_last_training_item():
+    """The window's last item (batch["target"][:, -1]) is part of the cloze sequence."""
+    model = registry.resolve("bert4rec", {"bert4rec": {"mask_last": "1.0", "dropout": "0"}}).build(30)
+    batch = {"history": torch.tensor([[0, 1, 2]]), "target": torch.tensor([[0, 2, 3]])}
+    a = model.loss(batch)
+    b = model.loss({**batch, "target": torch.tensor([[0, 2, 9]])})
+    assert not torch.isclose(a, b)
+
+
+def test_align_left_rolls_padding_to_the_end_and_back():
+    seq = torch.tensor([[0, 0, 4, 5], [1, 2, 3, 4], [0, 0, 0, 7]])
+    rolled, back = align_left(seq)
+    assert rolled.tolist() == [[4, 5, 0, 0], [1, 2, 3, 4], [7, 0, 0, 0]]
+    assert torch.equal(rolled.gather(1, back), seq)
+
+
+def test_svae_beta_anneals_linearly_then_holds():
+    model = registry.resolve("svae", {"svae": {"beta_max": "0.4", "anneal_steps": "100"}}).build(10)
+    assert [model.beta(s) for s in (0, 50, 100, 1000)] == [0.0, 0.2, 0.4, 0.4]
+    batch = {"history": torch.tensor([[0, 1, 2]]), "target": torch.tensor([[0, 2, 3]])}
+    torch.manual_seed(0)
+    early = model.loss({**batch, "step": 0})
+    assert torch.isclose(early["loss"], early["nll"])                # beta = 0 at the first step
+
+
+def test_svae_next_k_targets_are_the_following_items():
+    model = registry.resolve("svae", {"svae": {"next_k": "2"}}).build(10)
+    batch = {"history": torch.tensor([[0, 1, 2, 3]]), "target": torch.tensor([[0, 2, 3, 4]])}
+    assert model.next_items(batch).tolist() == [[[0, 0], [2, 3], [3, 4], [4, 0]]]
+
+
+def test_invalid_settings_are_one_clear_error():
+    with pytest.raises(BenchError, match="mask_prob"):
+        registry.resolve("bert4rec", {"bert4rec": {"mask_prob": "0"}})
+    with pytest.raises(BenchError, match="next_k"):
+        registry.resolve("svae", {"svae": {"next_k": "0"}})
+
+
+SMALL = {"epochs": "30", "lr": "0.005", "dropout": "0.1", "patience": "30", "eval_every": "10"}
+PLANTED = [
+    ("bert4rec", {**SMALL, "hidden": "32"}),
+    ("svae", {**SMALL, "embed": "32", "rnn_hidden": "32", "hidden": "32", "latent": "16", "anneal_steps": "100"}),
+]
+
+
+@pytest.mark.parametrize("name, sets", PLANTED, ids=[n for n, _ in PLANTED])
+def test_learns_a_planted_sequence(tmp_path, name, sets):
+    """Next item fully determined by the previous one: HR@10 > 0.95 (the registry test's check)."""
+    learns_planted(tmp_path, name, sets)
