@@ -28,6 +28,7 @@ test: install
 bench: install
 	$(BIN)/bench run --models all --dataset $(DATASET) --seeds $(SEEDS) --out $(OUT) $(BENCH_ARGS)
 	$(BIN)/bench results $(OUT)
+	$(BIN)/bench report $(OUT) --out $(OUT)/report
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

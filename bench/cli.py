@@ -144,7 +144,7 @@ def data_fetch(
 # Commands kept beside the package they drive (studies/, reports/, ...). Each module
 # defines `register(app)`, adds its commands there, and imports heavy libraries
 # (optuna, matplotlib) inside the commands so `bench --help` stays fast.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("reports.cli",)
 for _module in EXTENSIONS:
     importlib.import_module(_module).register(app)
 

@@ -1,1 +1,1 @@
-"""Tables, figures, PDF and GIF reports from result files: not built yet."""
+"""Tables, figures, PDF and GIF reports from result files; never imports training code."""

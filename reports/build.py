@@ -1,0 +1,201 @@
+"""`bench report`: every table, figure, GIF and the PDF from the result files under some folders."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+from reports import figures, gifs, render, tables
+from reports.collect import Collection, collect, display, table_label, trajectory_file
+from reports.stats import TESTS
+
+FORMATS = ("pdf", "md", "tex", "csv", "png", "gif")
+GIF_TEXT = {
+    "growth": "Validation HR@10 and NDCG@10 of every model on {d}, growing one evaluation per frame.",
+    "ablation": "Study '{s}' ({m} on {d}): validation NDCG@10 against {x}, one frame per evaluated epoch.",
+    "reverse": "Reverse diffusion of {m} on {d}: x_t of a few test users at each reverse step, projected on the "
+               "first two principal components of the item embeddings; star = target item, rings = top-10.",
+}
+
+
+def parse_formats(spec: str) -> set[str]:
+    chosen = {s.strip() for s in spec.split(",") if s.strip()}
+    unknown = chosen - set(FORMATS)
+    if unknown or not chosen:
+        raise BenchError(f"unknown --format '{', '.join(sorted(unknown)) or spec}'; choose from: {', '.join(FORMATS)}")
+    return chosen
+
+
+@dataclass
+class Report:
+    out: Path
+    formats: set[str]
+    written: list[tuple[Path, str]] = field(default_factory=list)   # (file, one-line description)
+
+    def write(self, rel: str, text: str, what: str) -> None:
+        path = self.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        self.written.append((path, what))
+
+
+def title_lines(coll: Collection, dirs: list[Path], reference: str, test: str) -> list[str]:
+    recs = [r.record for r in coll.runs]
+
+    def distinct(get) -> str:
+        return ", ".join(sorted({str(get(r)) for r in recs}))
+
+    lines = [f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}", f"runs: {', '.join(map(str, dirs))} ({len(recs)} runs)",
+             "", "protocol:"]
+    for key in sorted({k for r in recs for k in r["protocol"]}):
+        lines.append(f"  {key}: {distinct(lambda r: r['protocol'].get(key))}")
+    lines.append("  model selection: validation NDCG@10; test evaluated once at the best validation checkpoint")
+    lines += ["", "datasets:"]
+    for d in coll.datasets():
+        r = next(r for r in recs if table_label(r) == d)
+        lines.append(f"  {d}: {r['n_users']:,} users, {r['n_items']:,} items, "
+                     f"models {', '.join(display(m) for m in coll.chosen(d))}")
+    lines += ["", "environment:", f"  device: {distinct(lambda r: r['device'])}; threads: {distinct(lambda r: r['threads'])}"]
+    for key in sorted({k for r in recs for k in r.get("versions", {})}):
+        lines.append(f"  {key}: {distinct(lambda r: r.get('versions', {}).get(key))}")
+    lines += [f"  git revision: {distinct(lambda r: r.get('git_revision'))}",
+              "", f"comparison: {display(reference)} against the other models; {test} over per-user test values, "
+              "Holm-corrected; per model the configuration with the best validation NDCG@10 is shown"]
+    return lines
+
+
+def make_tables(coll: Collection, reference: str, test: str) -> list[tables.Table]:
+    out = [tables.comparison(coll, d, reference, test) for d in coll.datasets()]
+    for (study, d, m), runs in sorted(coll.studies().items()):
+        out.append(tables.ablation(study, d, m, runs))
+    if not coll.studies():
+        coll.notes.append("No study runs (bench ablate / bench tune) found: no ablation tables or curves.")
+    return out
+
+
+def make_figures(coll: Collection) -> list[figures.Figure]:
+    out = []
+    for d in coll.datasets():
+        chosen = coll.chosen(d)
+        out += [figures.bars(d, chosen), figures.curves(d, chosen)]
+    for (study, d, m), runs in sorted(coll.studies().items()):
+        fig = figures.ablation(study, d, m, runs)
+        if fig is None:
+            coll.notes.append(f"Study '{study}' varies several numeric parameters: see its Optuna plots, no curve.")
+        else:
+            out.append(fig)
+    for journal in coll.journals:
+        out += figures.optuna_figures(journal, coll.notes)
+    if not coll.journals:
+        coll.notes.append("No Optuna journal file found: no optimization history or importance plots.")
+    out.append(figures.efficiency(coll))
+    return out
+
+
+def make_gifs(coll: Collection, folder: Path) -> list[tuple[Path, str]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for d in coll.datasets():
+        chosen = coll.chosen(d)
+        slug = tables.slug(d)
+        path = gifs.growth(d, chosen, folder / f"growth_{slug}.gif")
+        if path:
+            out.append((path, GIF_TEXT["growth"].format(d=d)))
+        else:
+            coll.notes.append(f"{d}: no model was evaluated more than once, no validation-growth GIF.")
+        for m, v in chosen.items():
+            npz = trajectory_file(v)
+            if npz is None:
+                continue
+            try:
+                traj = gifs.load_trajectory(npz)
+            except (OSError, ValueError) as e:
+                coll.notes.append(f"Skipped trajectory {npz}: {e}.")
+                continue
+            path = gifs.reverse_diffusion(traj, f"{display(m)}, {d}", folder / f"reverse_diffusion_{slug}_{m}.gif")
+            out.append((path, GIF_TEXT["reverse"].format(m=display(m), d=d)))
+    if not any(p.name.startswith("reverse_diffusion") for p, _ in out):
+        coll.notes.append("No trajectory.npz in the chosen runs: no reverse-diffusion GIF.")
+    for (study, d, m), runs in sorted(coll.studies().items()):
+        x_key, _ = figures.sweep_axis(tables.study_variants(runs))
+        path = gifs.ablation(study, d, m, runs, folder / f"ablation_{tables.slug(study)}_{tables.slug(d)}_{m}.gif")
+        if path:
+            out.append((path, GIF_TEXT["ablation"].format(s=study, m=display(m), d=d, x=x_key)))
+    if not any(p.name.startswith("ablation") for p, _ in out):
+        coll.notes.append("No study sweeping one numeric value over several evaluations: no ablation GIF.")
+    return out
+
+
+def build_report(dirs: list[Path], out: Path, formats: set[str], reference: str = "diffurecsys",
+                 test: str = "ttest", strict_reference: bool = False) -> Report:
+    """Writes the requested outputs under `out`; returns what was written."""
+    if test not in TESTS:
+        raise BenchError(f"unknown --test '{test}'; choose from: {', '.join(TESTS)}")
+    coll = collect(dirs)
+    if strict_reference and reference not in {r.model for r in coll.runs}:
+        raise BenchError(f"--baseline {reference}: no runs of it; models found: "
+                         f"{', '.join(sorted({r.model for r in coll.runs}))}")
+    report = Report(out, formats)
+    out.mkdir(parents=True, exist_ok=True)
+    if formats & {"pdf", "png", "gif"}:
+        figures.style()
+    tabs = make_tables(coll, reference, test)
+    for t in tabs:
+        for fmt, ext, fn in (("md", "md", render.markdown), ("tex", "tex", render.latex), ("csv", "csv", render.csv_text)):
+            if fmt in formats:
+                report.write(f"tables/{t.key}.{ext}", fn(t), f"{t.title} ({fmt})")
+    need_figs = formats & {"pdf", "png"}
+    figs = make_figures(coll) if need_figs else []
+    animations = make_gifs(coll, out / "gifs") if "gif" in formats else []
+    report.written += animations
+    if "png" in formats:
+        for f in figs:
+            path = out / "figures" / f"{tables.slug(f.name)}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f.fig.savefig(path)
+            report.written.append((path, f.caption))
+    if "pdf" in formats:
+        write_pdf(report, coll, dirs, reference, test, tabs, figs, animations)
+    if "md" in formats:
+        write_index(report, coll, tabs, figs, animations)
+    if figs:
+        import matplotlib.pyplot as plt
+
+        for f in figs:
+            plt.close(f.fig)
+    return report
+
+
+def write_pdf(report, coll, dirs, reference, test, tabs, figs, animations) -> None:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from reports import pdf
+
+    path = report.out / "report.pdf"
+    with PdfPages(path) as doc:
+        pdf.text_page(doc, "bench report", title_lines(coll, dirs, reference, test))
+        for t in tabs:
+            pdf.table_page(doc, t)
+        for f in figs:
+            pdf.figure_page(doc, f)
+        for gif, what in animations:
+            pdf.still_page(doc, gif, what)
+        if "gif" not in report.formats:
+            coll.notes.append("GIFs not requested (--format): no still frames.")
+        pdf.text_page(doc, "Notes", coll.notes or ["Nothing was skipped."])
+        info = doc.infodict()
+        info["Title"] = "bench report"
+    report.written.append((path, "the PDF report: title page, tables, figures, GIF still frames, notes"))
+
+
+def write_index(report, coll, tabs, figs, animations) -> None:
+    """report.md: every table in Markdown, then the figures and GIFs with their captions, then the notes."""
+    parts = ["# bench report", ""]
+    parts += [render.markdown(t) for t in tabs]
+    if figs:
+        parts += ["## Figures", ""] + [f"- `figures/{tables.slug(f.name)}.png`: {f.caption}" for f in figs] + [""]
+    if animations:
+        parts += ["## GIFs", ""] + [f"- `gifs/{p.name}`: {what}" for p, what in animations] + [""]
+    parts += ["## Notes", ""] + [f"- {n}" for n in coll.notes or ["Nothing was skipped."]]
+    report.write("report.md", "\n".join(parts) + "\n", "all tables, figure and GIF list, notes (Markdown)")

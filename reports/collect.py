@@ -1,0 +1,214 @@
+"""Find and read result files: results.jsonl lines, histories, per-user metrics, journals, trajectories.
+
+Nothing here imports training code: a report is built from files alone.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from bench import results as store
+from bench.errors import BenchError
+
+METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
+SELECT = "ndcg@10"                      # model selection metric (validation only)
+TRAJECTORY = "trajectory.npz"
+# Order and names used in every table and figure; unknown models follow, sorted.
+DISPLAY = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "sasrec": "SASRec",
+           "bert4rec": "BERT4Rec", "svae": "SVAE", "pop": "MostPop"}
+
+
+def display(model: str) -> str:
+    return DISPLAY.get(model, model)
+
+
+def model_order(models) -> list[str]:
+    known = [m for m in DISPLAY if m in models]
+    return known + sorted(set(models) - set(known))
+
+
+def read_csv(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a numeric CSV file as float arrays."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
+
+
+@dataclass
+class Run:
+    """One finished run: its results record and the folder the record's paths are relative to."""
+
+    record: dict
+    root: Path
+
+    @property
+    def model(self) -> str:
+        return self.record["model"]
+
+    @property
+    def folder(self) -> Path:
+        return self.root / Path(self.record["history"]).parent
+
+    @cached_property
+    def history(self) -> dict[str, np.ndarray]:
+        return read_csv(self.root / self.record["history"])
+
+    @cached_property
+    def per_user(self) -> dict[str, np.ndarray]:
+        return read_csv(self.root / self.record["per_user"])
+
+    def inference_ms_per_user(self) -> float:
+        """Test-pass milliseconds per user (older records: eval seconds after the last validation)."""
+        seconds = self.record.get("test_seconds")
+        if seconds is None:
+            evals = self.history.get("eval_seconds")
+            seconds = self.record["eval_seconds"] - (float(evals[-1]) if evals is not None and len(evals) else 0.0)
+        return 1000 * max(seconds, 0.0) / self.record["n_users"]
+
+
+def variant_key(record: dict) -> str:
+    """Runs differing only in seed are one variant (eval batch size changes speed, not results)."""
+    train = {k: v for k, v in record["train"].items() if k != "eval_batch_size"}
+    return json.dumps([record["model"], record["dataset_fingerprint"], record["config"], train,
+                       record["protocol"]], sort_keys=True)
+
+
+def table_label(record: dict) -> str:
+    """Dataset name, plus the protocol switch when it is not the default."""
+    return record["dataset"] + (" (seen items excluded)" if record["protocol"].get("exclude_seen") else "")
+
+
+@dataclass
+class Variant:
+    """Runs of one model and config over seeds, with mean +- std helpers (percent)."""
+
+    runs: list[Run]
+
+    @property
+    def model(self) -> str:
+        return self.runs[0].model
+
+    @property
+    def record(self) -> dict:
+        return self.runs[0].record
+
+    @property
+    def seeds(self) -> int:
+        return len(self.runs)
+
+    def values(self, split: str, metric: str) -> list[float]:
+        return [100 * r.record[split][metric] for r in self.runs]
+
+    def stat(self, split: str, metric: str) -> tuple[float, float]:
+        v = self.values(split, metric)
+        return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+    def per_user(self, metric: str) -> np.ndarray:
+        """Per-user test values averaged over seeds (users are rows of the test split)."""
+        return np.mean([r.per_user[metric] for r in self.runs], axis=0)
+
+    def mean_of(self, key: str) -> float:
+        return statistics.fmean(float(r.record[key]) for r in self.runs)
+
+
+@dataclass
+class Collection:
+    runs: list[Run]                     # one per run id: what comparisons use
+    tagged: list[Run] = field(default_factory=list)     # one per (study, run id): what ablations use
+    journals: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def variants(self, runs: list[Run] | None = None) -> list[Variant]:
+        groups: dict[str, list[Run]] = {}
+        for run in runs if runs is not None else self.runs:
+            groups.setdefault(variant_key(run.record), []).append(run)
+        return [Variant(sorted(g, key=lambda r: r.record["seed"])) for g in groups.values()]
+
+    def datasets(self) -> list[str]:
+        return sorted({table_label(r.record) for r in self.runs})
+
+    def chosen(self, dataset: str) -> dict[str, Variant]:
+        """Per model, the variant with the best mean validation NDCG@10 on this dataset."""
+        best: dict[str, Variant] = {}
+        for v in self.variants([r for r in self.runs if table_label(r.record) == dataset]):
+            if v.model not in best or v.stat("valid", SELECT)[0] > best[v.model].stat("valid", SELECT)[0]:
+                best[v.model] = v
+        return {m: best[m] for m in model_order(best)}
+
+    def studies(self) -> dict[tuple[str, str, str], list[Run]]:
+        """Runs tagged by `bench ablate` / `bench tune`, by (study, dataset, model)."""
+        out: dict[tuple[str, str, str], list[Run]] = {}
+        for r in self.tagged:
+                out.setdefault((r.record["study"], table_label(r.record), r.model), []).append(r)
+        return out
+
+
+def is_journal(path: Path) -> bool:
+    """An Optuna journal file: JSON lines whose first holds an op_code."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(100_000)
+        return b'"op_code"' in first and isinstance(json.loads(first), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def results_files(dirs: list[Path]) -> list[Path]:
+    found = []
+    for d in dirs:
+        if not d.is_dir():
+            raise BenchError(f"{d} is not a folder")
+        found += sorted(d.rglob(store.RESULTS))
+    return found
+
+
+def collect(dirs: list[Path]) -> Collection:
+    """Every run under the folders (latest line per run id), with its files checked."""
+    files = results_files(dirs)
+    if not files:
+        raise BenchError(f"no {store.RESULTS} under {', '.join(map(str, dirs))}")
+    latest: dict[str, Run] = {}
+    tagged: dict[tuple[str, str], Run] = {}         # a study may tag a copy of a run finished before
+    for path in files:
+        for record in store.read(path.parent):
+            if record.get("skipped") or "run_id" not in record:
+                continue
+            run = Run(record, path.parent)
+            keep_latest(latest, record["run_id"], run)
+            if record.get("study"):
+                keep_latest(tagged, (record.get("study_id", record["study"]), record["run_id"]), run)
+    if not latest:
+        raise BenchError(f"no finished runs in {', '.join(map(str, files))}")
+    order = lambda r: (r.record["dataset"], r.model, r.record["seed"])  # noqa: E731
+    runs = sorted(latest.values(), key=order)
+    for run in runs + list(tagged.values()):
+        for key in ("history", "per_user"):
+            path = run.root / run.record[key]
+            if not path.is_file():
+                raise BenchError(f"run {run.record['run_id']} ({run.model}, {run.record['dataset']}, "
+                                 f"seed {run.record['seed']}): {key} file {path} is missing")
+    journals = sorted({p for d in dirs for pattern in ("*.log", "*journal*") for p in d.rglob(pattern)
+                       if p.is_file() and not p.name.endswith(".lock") and is_journal(p)})
+    return Collection(runs, sorted(tagged.values(), key=order), journals)
+
+
+def keep_latest(index: dict, key, run: Run) -> None:
+    old = index.get(key)
+    if old is None or run.record.get("finished_at", "") >= old.record.get("finished_at", ""):
+        index[key] = run
+
+
+def trajectory_file(variant: Variant) -> Path | None:
+    """The reverse-diffusion trajectory of the variant's first seed that has one."""
+    for run in variant.runs:
+        if (run.folder / TRAJECTORY).is_file():
+            return run.folder / TRAJECTORY
+    return None

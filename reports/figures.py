@@ -1,0 +1,211 @@
+"""Figures in one seaborn style: bars, training curves, ablation curves, Optuna plots, efficiency."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reports.collect import DISPLAY, METRICS, SELECT, Collection, Run, Variant, display
+from reports.tables import HEADERS, params_label, study_variants
+
+MARKERS = "osD^vP*X"
+
+
+@dataclass
+class Figure:
+    name: str           # file name stem
+    fig: object         # a matplotlib Figure
+    caption: str        # one line: what it shows
+
+
+def style() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper", palette="colorblind",
+                  rc={"pdf.fonttype": 42, "savefig.dpi": 120, "axes.titlesize": 10, "legend.fontsize": 8})
+
+
+def color(model: str, palette=None):
+    import seaborn as sns
+
+    order = list(DISPLAY)
+    palette = palette or sns.color_palette("colorblind", 10)
+    return palette[order.index(model) if model in order else len(order) + hash(model) % 4]
+
+
+def new_figure(w: float, h: float, ncols: int = 1, nrows: int = 1):
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=(w, h), layout="constrained", squeeze=False)
+
+
+def history_stat(variant: Variant, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs, and mean and std over seeds of a history column at each evaluated epoch."""
+    by_epoch: dict[float, list[float]] = {}
+    for run in variant.runs:
+        for e, v in zip(run.history["epoch"], run.history[column]):
+            by_epoch.setdefault(float(e), []).append(float(v))
+    epochs = np.array(sorted(by_epoch))
+    vals = [np.array(by_epoch[e]) for e in epochs]
+    return epochs, np.array([v.mean() for v in vals]), np.array([v.std(ddof=1) if len(v) > 1 else 0 for v in vals])
+
+
+def bars(dataset: str, chosen: dict[str, Variant]) -> Figure:
+    fig, axes = new_figure(8, 3.2)
+    ax, width = axes[0, 0], 0.8 / len(chosen)
+    x = np.arange(len(METRICS))
+    for i, (m, v) in enumerate(chosen.items()):
+        stats = np.array([v.stat("test", k) for k in METRICS])
+        ax.bar(x + (i - (len(chosen) - 1) / 2) * width, stats[:, 0], width, yerr=stats[:, 1], capsize=2,
+               label=display(m), color=color(m))
+    ax.set_xticks(x, [HEADERS[k] for k in METRICS])
+    ax.set_ylabel("test metric (%)")
+    ax.set_title(f"{dataset}: test metrics")
+    ax.legend(ncols=min(len(chosen), 6), loc="upper left")
+    return Figure(f"bars_{dataset}", fig, f"Test HR, NDCG and MRR (%) of each model on {dataset}; "
+                                           "bars are means over seeds, error bars one standard deviation.")
+
+
+def curves(dataset: str, chosen: dict[str, Variant]) -> Figure:
+    fig, axes = new_figure(8, 3.0, ncols=2)
+    for m, v in chosen.items():
+        for ax, col, scale in ((axes[0, 0], f"valid_{SELECT}", 100), (axes[0, 1], "loss", 1)):
+            e, mean, std = history_stat(v, col)
+            ok = np.isfinite(mean)
+            if not ok.any():
+                continue
+            if ok.sum() == 1:                   # evaluated once (MostPop): a constant line
+                ax.axhline(scale * mean[ok][0], ls="--", lw=1, color=color(m), label=display(m))
+                continue
+            ax.plot(e[ok], scale * mean[ok], label=display(m), color=color(m))
+            ax.fill_between(e[ok], scale * (mean - std)[ok], scale * (mean + std)[ok], alpha=0.2, color=color(m))
+    axes[0, 0].set(xlabel="epoch", ylabel="validation NDCG@10 (%)", title="validation NDCG@10")
+    axes[0, 1].set(xlabel="epoch", ylabel="training loss", title="training loss")
+    axes[0, 0].legend()
+    return Figure(f"curves_{dataset}", fig, f"Training curves on {dataset}: validation NDCG@10 and training loss "
+                                             "per epoch, mean over seeds with a one-std band.")
+
+
+def numeric(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def sweep_axis(groups: list[tuple[dict, Variant]]) -> tuple[str | None, list[str]]:
+    """The one numeric parameter a study sweeps (or None) and the other parameters that vary."""
+    keys = sorted({k for p, _ in groups for k in p})
+    varying = [k for k in keys if len({repr(p.get(k)) for p, _ in groups}) > 1]
+    nums = [k for k in varying if numeric([p.get(k) for p, _ in groups])]
+    if len(nums) == 1:
+        return nums[0], [k for k in varying if k != nums[0]]
+    return None, varying
+
+
+def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | None:
+    """Metric against the swept value with std bands, or bars for categorical variants."""
+    groups = study_variants(runs)
+    x_key, others = sweep_axis(groups)
+    if x_key is None and len(groups) > 12:
+        return None                             # a tuning search: its Optuna plots show it
+    fig, axes = new_figure(8, 3.0, ncols=2)
+    panels = ((axes[0, 0], "valid", "validation NDCG@10 (%)"), (axes[0, 1], "test", "test NDCG@10 (%)"))
+    if x_key is None:
+        labels = [params_label(p) or "(defaults)" for p, _ in groups]
+        for ax, split, label in panels:
+            stats = np.array([v.stat(split, SELECT) for _, v in groups])
+            ax.bar(range(len(groups)), stats[:, 0], yerr=stats[:, 1], capsize=3,
+                   color=[color(model)] * len(groups), alpha=0.85)
+            ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=7)
+            ax.set(ylabel=label)
+        what = "bars per setting"
+    else:
+        series: dict[str, list[tuple[dict, Variant]]] = {}
+        for p, v in groups:
+            series.setdefault(", ".join(f"{k}={p.get(k)}" for k in others), []).append((p, v))
+        for i, (name, items) in enumerate(sorted(series.items())):
+            items.sort(key=lambda g: g[0][x_key])
+            xs = np.array([p[x_key] for p, _ in items], dtype=float)
+            for ax, split, label in panels:
+                stats = np.array([v.stat(split, SELECT) for _, v in items])
+                ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], label=name or display(model))
+                ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
+                ax.set(xlabel=x_key, ylabel=label)
+                if xs.min() > 0 and xs.max() / xs.min() >= 8:
+                    ax.set_xscale("log", base=2)
+        axes[0, 0].legend()
+        what = f"NDCG@10 against {x_key}, mean over seeds with a one-std band"
+    fig.suptitle(f"study {study}: {display(model)} on {dataset}", fontsize=10)
+    return Figure(f"ablation_{study}_{dataset}_{model}", fig,
+                  f"Ablation '{study}' of {display(model)} on {dataset}: validation and test {what}.")
+
+
+def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
+    """Optimization history and parameter importances of each study in an Optuna journal file."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from matplotlib import rc_context
+    from optuna.visualization import matplotlib as ovm
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    out = []
+    for summary in storage.get_all_studies():
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(done) < 2:
+            notes.append(f"Optuna study '{summary.study_name}' ({journal}): fewer than 2 complete trials, no plots.")
+            continue
+        multi = len(study.directions) > 1
+        target = {"target": (lambda t: t.values[0]), "target_name": "objective 1"} if multi else {}
+        for kind, fn in (("history", ovm.plot_optimization_history), ("importance", ovm.plot_param_importances)):
+            try:
+                with warnings.catch_warnings(), rc_context():      # Optuna switches the global style to ggplot
+                    warnings.simplefilter("ignore")
+                    ax = fn(study, **target)
+            except Exception as e:          # e.g. importances need two trials with varying parameters
+                notes.append(f"Optuna study '{summary.study_name}': no {kind} plot ({type(e).__name__}: {e}).")
+                continue
+            restyle(ax)
+            fig = ax.figure
+            fig.set_size_inches(7, 3.2)
+            fig.set_layout_engine("constrained")
+            what = ("objective value of each trial and the best so far" if kind == "history"
+                    else "fANOVA importance of each parameter for the objective")
+            out.append(Figure(f"optuna_{kind}_{summary.study_name}", fig,
+                              f"Optuna study '{summary.study_name}' ({len(done)} complete trials): {what}."))
+    return out
+
+
+def restyle(ax) -> None:
+    """Optuna's axes in the report's seaborn style."""
+    import matplotlib as mpl
+
+    ax.set_facecolor(mpl.rcParams["axes.facecolor"])
+    ax.grid(True, color=mpl.rcParams["grid.color"])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(mpl.rcParams["axes.edgecolor"])
+    ax.title.set_fontsize(mpl.rcParams["axes.titlesize"])
+
+
+def efficiency(coll: Collection) -> Figure:
+    """Test NDCG@10 against training time and against inference milliseconds per user."""
+    fig, axes = new_figure(8, 3.2, ncols=2)
+    for d, dataset in enumerate(coll.datasets()):
+        for m, v in coll.chosen(dataset).items():
+            y, err = v.stat("test", SELECT)
+            xs = (v.mean_of("train_seconds"), float(np.mean([r.inference_ms_per_user() for r in v.runs])))
+            for ax, x in zip(axes[0], xs):
+                ax.errorbar(max(x, 1e-3), y, yerr=err, marker=MARKERS[d % len(MARKERS)], color=color(m), capsize=2,
+                            label=f"{display(m)} ({dataset})")
+                ax.annotate(display(m), (max(x, 1e-3), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    axes[0, 0].set(xscale="log", xlabel="training time (s)", ylabel="test NDCG@10 (%)", title="accuracy vs training time")
+    axes[0, 1].set(xscale="log", xlabel="inference ms per user (test pass)", ylabel="test NDCG@10 (%)",
+                   title="accuracy vs inference time")
+    axes[0, 1].legend(fontsize=6, loc="best")
+    return Figure("efficiency", fig, "Efficiency: test NDCG@10 (mean, std bars) against training seconds and "
+                                     "against test-pass milliseconds per user, per model and dataset.")

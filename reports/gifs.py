@@ -1,0 +1,190 @@
+"""Animated GIFs: validation metrics growing, an ablation curve over epochs, the reverse diffusion in 2-D."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reports.collect import SELECT, Run, Variant, display
+from reports.figures import MARKERS, color, history_stat, new_figure, sweep_axis
+from reports.tables import study_variants
+
+SIZE = (400, 300)           # pixels of every GIF
+MAX_FRAMES = 40
+FRAME_MS, LAST_MS = 250, 1500
+TRAJECTORY_KEYS = ("x", "timesteps", "item_emb", "users", "targets", "topk")
+MAX_USERS, MAX_ITEM_POINTS = 5, 4000
+
+
+def frame_indices(n: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, MAX_FRAMES)).round().astype(int))
+
+
+def save_gif(fig, update, frames: list, path: Path) -> Path:
+    """Calls update(frame) for each frame, rasterizes the figure, writes an endlessly looping GIF."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig.set_size_inches(SIZE[0] / 100, SIZE[1] / 100)
+    fig.set_dpi(100)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")               # lay out once; frames only move data
+    images = []
+    for frame in frames:
+        update(frame)
+        fig.canvas.draw()
+        rgba = np.asarray(fig.canvas.buffer_rgba())
+        images.append(Image.fromarray(rgba[..., :3]).quantize(colors=128))
+    plt.close(fig)
+    durations = [FRAME_MS] * (len(images) - 1) + [LAST_MS]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return path
+
+
+def value_at(run: Run, column: str, epoch: float) -> float:
+    """The run's last evaluated value at or before `epoch` (NaN before its first evaluation)."""
+    e = run.history["epoch"]
+    idx = np.searchsorted(e, epoch, side="right") - 1
+    return float(run.history[column][idx]) if idx >= 0 else np.nan
+
+
+def growth(dataset: str, chosen: dict[str, Variant], path: Path) -> Path | None:
+    """Validation HR@10 and NDCG@10 of every model, one frame per evaluated epoch."""
+    epochs = sorted({float(e) for v in chosen.values() for r in v.runs for e in r.history["epoch"]})
+    if not any(len(history_stat(v, f"valid_{SELECT}")[0]) > 1 for v in chosen.values()):
+        return None
+    fig, axes = new_figure(4, 3, nrows=2)
+    lines = {}
+    for ax, metric in zip(axes[:, 0], ("hr@10", "ndcg@10")):
+        top = 0.0
+        for m, v in chosen.items():
+            e, mean, _ = history_stat(v, f"valid_{metric}")
+            top = max(top, np.nanmax(100 * mean))
+            if len(e) == 1:                      # evaluated once (MostPop): a constant line
+                ax.axhline(100 * mean[0], ls="--", lw=1, color=color(m), label=display(m))
+            else:
+                lines[(metric, m)] = (ax.plot([], [], lw=1.5, color=color(m), label=display(m))[0], e, 100 * mean)
+        ax.set(xlim=(0, max(epochs[-1], 1)), ylim=(0, 1.1 * top or 1))
+        ax.set_ylabel(f"val {metric.upper()} (%)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].legend(fontsize=5, ncols=3, loc="lower right")
+    axes[1, 0].set_xlabel("epoch", fontsize=7)
+    title = fig.suptitle(f"{dataset}: validation metrics, epoch {epochs[-1]:g}", fontsize=8)   # room for it
+
+    def update(epoch):
+        for line, e, y in lines.values():
+            line.set_data(e[e <= epoch], y[e <= epoch])
+        title.set_text(f"{dataset}: validation metrics, epoch {epoch:g}")
+
+    return save_gif(fig, update, [epochs[i] for i in frame_indices(len(epochs))], path)
+
+
+def ablation(study: str, dataset: str, model: str, runs: list[Run], path: Path) -> Path | None:
+    """The validation-NDCG@10-vs-value curve of a numeric sweep, one frame per evaluated epoch."""
+    groups = study_variants(runs)
+    x_key, others = sweep_axis(groups)
+    if x_key is None:
+        return None
+    epochs = sorted({float(e) for _, v in groups for r in v.runs for e in r.history["epoch"]})
+    if len(epochs) < 2:
+        return None
+    col = f"valid_{SELECT}"
+    series: dict[str, list[tuple[dict, Variant]]] = {}
+    for p, v in groups:
+        series.setdefault(", ".join(f"{k}={p.get(k)}" for k in others), []).append((p, v))
+    fig, axes = new_figure(4, 3)
+    ax, artists = axes[0, 0], []
+    for i, (name, items) in enumerate(sorted(series.items())):
+        items.sort(key=lambda g: g[0][x_key])
+        xs = np.array([p[x_key] for p, _ in items], dtype=float)
+        # (settings, seeds) values at every epoch; seeds padded with NaN
+        vals = np.array([[[value_at(r, col, e) for r in v.runs] + [np.nan] * (max(len(w.runs) for _, w in items)
+                         - len(v.runs)) for _, v in items] for e in epochs]) * 100
+        line = ax.plot(xs, np.zeros_like(xs), marker=MARKERS[i % len(MARKERS)], ms=3, label=name or display(model))[0]
+        artists.append((line, xs, vals, line.get_color()))
+    allv = np.concatenate([a[2].ravel() for a in artists])
+    ax.set(ylim=(0, 1.1 * np.nanmax(allv) if np.isfinite(allv).any() else 1))
+    ax.set_xlabel(x_key, fontsize=7)
+    ax.set_ylabel("validation NDCG@10 (%)", fontsize=7)
+    ax.tick_params(labelsize=6)
+    if len(series) > 1:
+        ax.legend(fontsize=5)
+    title = ax.set_title(f"{study}: {display(model)} on {dataset}, epoch {epochs[-1]:g}", fontsize=8)
+    bands = []
+
+    def update(k):
+        for b in bands:
+            b.remove()
+        bands.clear()
+        for line, xs, vals, c in artists:
+            with np.errstate(all="ignore"):
+                mean, std = np.nanmean(vals[k], axis=1), np.nan_to_num(np.nanstd(vals[k], axis=1))
+            line.set_data(xs, mean)
+            bands.append(ax.fill_between(xs, mean - std, mean + std, color=c, alpha=0.2))
+        title.set_text(f"{study}: {display(model)} on {dataset}, epoch {epochs[k]:g}")
+
+    return save_gif(fig, update, list(frame_indices(len(epochs))), path)
+
+
+def load_trajectory(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        missing = [k for k in TRAJECTORY_KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}")
+        return {k: z[k] for k in TRAJECTORY_KEYS}
+
+
+def pca_2d(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and the top two principal directions (2, D) of the item embeddings, by SVD."""
+    mean = emb.mean(axis=0)
+    _, _, vt = np.linalg.svd(emb - mean, full_matrices=False)
+    return mean, vt[:2]
+
+
+def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path) -> Path:
+    """x_t of a few users at every reverse step, projected on the item embeddings' first two PCs."""
+    import seaborn as sns
+
+    items = traj["item_emb"][1:].astype(np.float64)            # row 0 is padding
+    mean, pcs = pca_2d(items)
+    item_xy = (items - mean) @ pcs.T                            # (N, 2)
+    users = min(MAX_USERS, traj["x"].shape[1])
+    xy = (traj["x"][:, :users].astype(np.float64) - mean) @ pcs.T   # (S+1, U, 2)
+    steps = len(xy) - 1
+    fig, axes = new_figure(4, 3)
+    ax = axes[0, 0]
+    stride = max(1, len(item_xy) // MAX_ITEM_POINTS)
+    ax.scatter(*item_xy[::stride].T, s=1, color="0.8", rasterized=True)
+    palette = sns.color_palette("colorblind", users)
+    paths, heads = [], []
+    for u in range(users):
+        c = palette[u]
+        top = item_xy[traj["topk"][u] - 1]
+        ax.scatter(*top.T, s=14, facecolors="none", edgecolors=[c], linewidths=0.7)
+        ax.scatter(*item_xy[traj["targets"][u] - 1], s=60, marker="*", color=c, edgecolors="k", linewidths=0.5)
+        paths.append(ax.plot([], [], lw=0.8, color=c, alpha=0.7)[0])
+        heads.append(ax.plot([], [], "o", ms=4, color=c, mec="k", mew=0.4)[0])
+    pts = np.concatenate([xy.reshape(-1, 2), item_xy[traj["targets"][:users] - 1], item_xy[::stride]])
+    lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
+    pad = 0.1 * (hi - lo + 1e-9)
+    ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]), xticks=[], yticks=[])
+    ax.set_xlabel("PC 1 of item embeddings (star: target, rings: top-10)", fontsize=6)
+    ttl = ax.set_title(f"{title}: reverse step {steps}/{steps}", fontsize=7)
+
+    def update(k):
+        for u in range(users):
+            paths[u].set_data(xy[: k + 1, u, 0], xy[: k + 1, u, 1])
+            heads[u].set_data([xy[k, u, 0]], [xy[k, u, 1]])
+        ttl.set_text(f"{title}: reverse step {k}/{steps}, t = {int(traj['timesteps'][k])}")
+
+    return save_gif(fig, update, list(frame_indices(steps + 1)), path)
+
+
+def still(path: Path):
+    """The last frame of a GIF as an RGB array, and its frame count."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        n = getattr(im, "n_frames", 1)
+        im.seek(n - 1)
+        return np.asarray(im.convert("RGB")), n

@@ -1,0 +1,163 @@
+"""Comparison and ablation tables as plain data; reports.render writes them as Markdown, LaTeX and CSV."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reports.collect import METRICS, SELECT, Collection, Run, Variant, display, variant_key
+from reports.stats import ALPHA, holm, paired_p
+
+HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
+           "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10"}
+DAGGER = "†"        # on a model's cell: the reference model differs from it significantly (Holm, p < ALPHA)
+STAR = "*"          # on an Improv. cell: the reference beats the best other model significantly
+
+
+@dataclass
+class Cell:
+    mean: float
+    std: float | None = None        # None: a single value (no spread), e.g. an improvement
+    rank: int | None = None         # 0 best in its column, 1 second best
+    mark: str = ""
+    p: float | None = None          # Holm-adjusted p-value behind the mark
+    unit: str = ""                  # "%" for improvements
+
+    def text(self) -> str:
+        value = f"{self.mean:+.2f}{self.unit}" if self.unit else f"{self.mean:.2f}"
+        return value + (f"±{self.std:.2f}" if self.std is not None else "")
+
+
+@dataclass
+class Row:
+    labels: list[str]
+    cells: list[Cell | None]
+
+
+@dataclass
+class Table:
+    key: str                        # file name stem
+    title: str
+    caption: str
+    labels: list[str]               # header of the label columns
+    metrics: list[str]              # header keys of the value columns
+    rows: list[Row]
+    footer: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def headers(self) -> list[str]:
+        return self.labels + [HEADERS.get(m, m) for m in self.metrics]
+
+
+def rank_columns(rows: list[Row]) -> None:
+    """Mark the best (rank 0) and second-best (rank 1) distinct mean of each column; higher is better."""
+    for j in range(len(rows[0].cells) if rows else 0):
+        cells = [r.cells[j] for r in rows if r.cells[j] is not None]
+        levels = sorted({round(c.mean, 10) for c in cells}, reverse=True)
+        if len(cells) < 2:
+            continue
+        for c in cells:
+            level = levels.index(round(c.mean, 10))
+            c.rank = level if level < 2 else None
+
+
+def slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip("_")
+
+
+def comparison(coll: Collection, dataset: str, reference: str, test: str) -> Table:
+    """Models x test metrics (percent, mean +- std over seeds) with significance marks and an Improv. row."""
+    chosen = coll.chosen(dataset)
+    rows = [Row([display(m), str(v.seeds)], [Cell(*v.stat("test", k)) for k in METRICS]) for m, v in chosen.items()]
+    rank_columns(rows)
+    table = Table(f"compare_{slug(dataset)}", f"{dataset}: test metrics (%)",
+                  f"Test metrics (%) on {dataset}, mean ± std over seeds; best in bold, second underlined.",
+                  ["Model", "Seeds"], list(METRICS), rows)
+    for m, v in chosen.items():
+        n = sum(1 for w in coll.variants() if w.model == m and w.record["dataset"] == v.record["dataset"])
+        if n > 1:
+            table.notes.append(f"{display(m)}: {n} configurations found; kept the best on validation "
+                               f"NDCG@10 ({v.stat('valid', SELECT)[0]:.2f}), {config_diff(v, coll)}.")
+    others = [m for m in chosen if m != reference]
+    if reference not in chosen or not others:
+        table.notes.append(f"No Improv. row or significance marks: {display(reference)} "
+                           f"{'is not among the runs' if reference not in chosen else 'has nothing to compare with'}.")
+        return table
+    mark_significance(table, chosen, reference, others, test)
+    return table
+
+
+def mark_significance(table: Table, chosen: dict[str, Variant], reference: str, others: list[str], test: str):
+    ref = chosen[reference]
+    users = {len(ref.runs[0].per_user[METRICS[0]])} | {len(chosen[m].runs[0].per_user[METRICS[0]]) for m in others}
+    improv = []
+    for j, metric in enumerate(METRICS):
+        adjusted = {}
+        if len(users) == 1:
+            raw = {m: paired_p(ref.per_user(metric), chosen[m].per_user(metric), test) for m in others}
+            adjusted = holm(raw)
+        for row, m in zip(table.rows, chosen):
+            if m in adjusted:
+                row.cells[j].p = adjusted[m]
+                row.cells[j].mark = DAGGER if adjusted[m] < ALPHA else ""
+        best = max(others, key=lambda m: chosen[m].stat("test", metric)[0])
+        base, mine = chosen[best].stat("test", metric)[0], ref.stat("test", metric)[0]
+        pct = 100 * (mine - base) / base if base else float("nan")
+        p = adjusted.get(best)
+        improv.append(Cell(pct, unit="%", p=p, mark=STAR if p is not None and p < ALPHA and pct > 0 else ""))
+    table.footer.append(Row(["Improv.", ""], improv))
+    name = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}[test]
+    table.caption += (f" Improv.: {display(reference)} against the best other model of each column, in percent."
+                      f" {DAGGER}: {display(reference)} differs from that model ({name} over per-user values, "
+                      f"Holm-corrected across {len(others)} models, p < {ALPHA}); {STAR}: significant improvement.")
+    if len(users) > 1:
+        table.notes.append("No significance marks: the runs were evaluated on different user sets.")
+
+
+def config_diff(v: Variant, coll: Collection) -> str:
+    """The config fields of a chosen variant that differ among its model's variants on the same dataset."""
+    peers = [w for w in coll.variants() if w.model == v.model and w.record["dataset"] == v.record["dataset"]]
+    fields = []
+    for section in ("config", "train"):
+        for k, val in v.record[section].items():
+            if k != "eval_batch_size" and any(w.record[section].get(k) != val for w in peers):
+                fields.append(f"{k}={val}")
+    return ", ".join(fields) or "same config, other protocol"
+
+
+def params_label(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "seed")
+
+
+def study_variants(runs: list[Run]) -> list[tuple[dict, Variant]]:
+    """Trials grouped by their params (seeds merged), each with its params dict."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:                      # by full config, so trials of other budgets never merge
+        groups.setdefault(variant_key(r.record), []).append(r)
+    return [({k: v for k, v in (g[0].record.get("params") or {}).items() if k != "seed"},
+             Variant(sorted(g, key=lambda r: r.record["seed"]))) for g in groups.values()]
+
+
+def sort_key(params: dict):
+    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for _, v in sorted(params.items()))
+
+
+MAX_ABLATION_ROWS = 15
+
+
+def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
+    """Study value -> validation NDCG@10 and test metrics, mean +- std over seeds."""
+    groups = study_variants(runs)
+    notes = []
+    if len(groups) > MAX_ABLATION_ROWS:
+        groups.sort(key=lambda g: -g[1].stat("valid", SELECT)[0])
+        notes.append(f"{len(groups)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
+        groups = groups[:MAX_ABLATION_ROWS]
+    groups.sort(key=lambda g: sort_key(g[0]))
+    metrics = ["valid ndcg@10", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"]
+    rows = [Row([params_label(p) or "(defaults)", str(v.seeds)],
+                [Cell(*v.stat("valid", SELECT))] + [Cell(*v.stat("test", k)) for k in metrics[1:]])
+            for p, v in groups]
+    rank_columns(rows)
+    return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}", f"study {study}: {display(model)} on {dataset}",
+                 f"Ablation '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
+                 f"mean ± std over seeds; best in bold, second underlined.",
+                 ["Setting", "Seeds"], metrics, rows, notes=notes)

@@ -1,0 +1,192 @@
+"""`bench report` on small real runs: open the PDF, GIFs, LaTeX and Markdown and check what they hold."""
+import json
+import re
+import shutil
+import statistics
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+from scipy import stats
+
+from tests.conftest import bench_cli
+from tests.report_fixture import build, records
+
+NAMES = {"sasrec": "SASRec", "pop": "MostPop"}
+METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="session")
+def report(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report_out")
+    proc = bench_cli("report", str(runs), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def chosen_means(runs, untagged=False) -> dict[str, dict[str, float]]:
+    """Per model, test means (%) of the config with the best mean validation NDCG@10, from the records."""
+    latest = {r["run_id"]: r for r in records(runs) if not (untagged and "study" in r)}
+    groups = {}
+    for r in latest.values():
+        train = {k: v for k, v in r["train"].items() if k != "eval_batch_size"}
+        groups.setdefault((r["model"], json.dumps([r["config"], train], sort_keys=True)), []).append(r)
+    best = {}
+    for (model, _), rs in groups.items():
+        valid = statistics.fmean(r["valid"]["ndcg@10"] for r in rs)
+        if model not in best or valid > best[model][0]:
+            best[model] = (valid, {m: 100 * statistics.fmean(r["test"][m] for r in rs) for m in METRICS})
+    return {m: v[1] for m, v in best.items()}
+
+
+def markdown_rows(text: str, first: str) -> dict[str, list[str]]:
+    """Rows of the Markdown table whose header starts with `first`: label -> cells."""
+    block = text.split(f"| {first} |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    return {cells[0]: cells[2:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in block)}
+
+
+def test_markdown_marks_best_bold_and_second_underlined(runs, report):
+    means = chosen_means(runs)
+    rows = markdown_rows((report / "tables" / "compare_synthetic.md").read_text(), "Model")
+    assert set(rows) == {NAMES[m] for m in means}
+    for j, metric in enumerate(METRICS):
+        order = sorted(means, key=lambda m: -means[m][metric])
+        best, second = rows[NAMES[order[0]]][j], rows[NAMES[order[1]]][j]
+        if round(means[order[0]][metric], 8) == round(means[order[1]][metric], 8):
+            assert best.startswith("**") and second.startswith("**")
+            continue
+        assert best.startswith(f"**{means[order[0]][metric]:.2f}±"), (metric, best)
+        assert second.startswith(f"<u>{means[order[1]][metric]:.2f}±"), (metric, second)
+
+
+def test_pdf_has_every_page_and_the_table_values(runs, report):
+    reader = PdfReader(report / "report.pdf")
+    n_tables = len(list((report / "tables").glob("*.md")))
+    n_figures = len(list((report / "figures").glob("*.png")))
+    n_gifs = len(list((report / "gifs").glob("*.gif")))
+    assert n_tables == 3 and n_gifs == 3 and n_figures >= 6
+    assert len(reader.pages) == 1 + n_tables + n_figures + n_gifs + 1
+    pages = [p.extract_text() for p in reader.pages]
+    recs = records(runs)
+    for needle in ("leave-one-out", "pessimistic", "synthetic", recs[0]["git_revision"], recs[0]["versions"]["torch"]):
+        assert needle in pages[0], needle
+    table = pages[1]
+    for model, means in chosen_means(runs).items():
+        assert NAMES[model] in table
+        for metric in METRICS:
+            assert f"{means[metric]:.2f}" in table, (model, metric)
+    assert "Optimization History" in "".join(pages) and "efficiency" not in pages[0]
+    stills = [p for p in pages if ".gif" in p]
+    assert len(stills) == n_gifs and all("frames" in p for p in stills)
+
+
+def test_gifs_are_animated_and_small(report):
+    frames = {}
+    for gif in (report / "gifs").glob("*.gif"):
+        with Image.open(gif) as im:
+            assert im.size == (400, 300), gif.name
+            frames[gif.name.split("_")[0]] = im.n_frames
+    assert frames["growth"] == 4                        # MostPop at epoch 0, SASRec at epochs 1-3
+    assert frames["reverse"] == 9                       # x_T and 8 reverse steps
+    assert frames["ablation"] == 3                      # the dropout sweep evaluated at epochs 1-3
+
+
+def balanced(text: str) -> bool:
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", text):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def test_latex_is_a_booktabs_table(runs, report, tmp_path):
+    tex = (report / "tables" / "compare_synthetic.tex").read_text()
+    for piece in (r"\begin{tabular}", r"\toprule", r"\midrule", r"\bottomrule", r"\end{table}"):
+        assert piece in tex
+    assert balanced(tex)
+    means = chosen_means(runs)
+    best = max(means, key=lambda m: means[m]["ndcg@10"])
+    row = next(line for line in tex.splitlines() if line.startswith(NAMES[best] + " &"))
+    assert rf"\textbf{{{means[best]['ndcg@10']:.2f}}}" in row
+    engine = shutil.which("pdflatex") or shutil.which("tectonic")
+    if engine:
+        doc = tmp_path / "t.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
+        proc = subprocess.run([engine, doc.name], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              input="")
+        assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def per_user(runs, model, metric) -> np.ndarray:
+    recs = {r["run_id"]: r for r in records(runs) if r["model"] == model and "study" not in r}
+    cols = []
+    for r in recs.values():
+        lines = (runs / r["per_user"]).read_text().splitlines()
+        j = lines[0].split(",").index(metric)
+        cols.append([float(line.split(",")[j]) for line in lines[1:]])
+    return np.mean(cols, axis=0)
+
+
+def without_studies(runs, dest):
+    """A copy of the runs with no study lines, journals or trajectories."""
+    shutil.copytree(runs, dest, ignore=shutil.ignore_patterns("trajectory.npz", "*.pt", "studies"))
+    lines = [json.dumps(r) for r in records(runs) if "study" not in r]
+    (dest / "results.jsonl").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+@pytest.mark.parametrize("test", ["ttest", "wilcoxon"])
+def test_improvement_row_and_significance(runs, tmp_path, test):
+    plain = without_studies(runs, tmp_path / "runs")
+    proc = bench_cli("report", str(plain), "--out", str(tmp_path / "out"), "--baseline", "sasrec",
+                     "--format", "md,csv", "--test", test)
+    assert proc.returncode == 0, proc.stderr
+    rows = markdown_rows((tmp_path / "out" / "tables" / "compare_synthetic.md").read_text(), "Model")
+    means = chosen_means(runs, untagged=True)
+    for j, metric in enumerate(METRICS):
+        a, b = per_user(runs, "sasrec", metric), per_user(runs, "pop", metric)
+        p = (stats.ttest_rel(a, b) if test == "ttest" else stats.wilcoxon(a, b)).pvalue   # one baseline: Holm = raw
+        assert rows["MostPop"][j].endswith("†") == (p < 0.05), (metric, p)
+        pct = 100 * (means["sasrec"][metric] - means["pop"][metric]) / means["pop"][metric]
+        assert rows["Improv."][j].strip("*<u>/").startswith(f"{pct:+.2f}%"), (metric, rows["Improv."][j])
+    csv_rows = (tmp_path / "out" / "tables" / "compare_synthetic.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("Model,Seeds,hr@5,hr@5_std,hr@5_p") and csv_rows[-1].startswith("Improv.")
+
+
+def test_optional_pieces_missing_are_noted(runs, tmp_path):
+    plain = without_studies(runs, tmp_path / "runs")
+    proc = bench_cli("report", str(plain), "--out", str(tmp_path / "out"), "--format", "md,gif")
+    assert proc.returncode == 0, proc.stderr
+    notes = (tmp_path / "out" / "report.md").read_text().split("## Notes")[1]
+    for needle in ("No study runs", "No trajectory.npz", "no ablation GIF", "DiffuRecSys is not among the runs"):
+        assert needle in notes or needle in (tmp_path / "out" / "report.md").read_text(), needle
+    assert [p.name for p in (tmp_path / "out" / "gifs").iterdir()] == ["growth_synthetic.gif"]
+
+
+def test_bad_input_is_one_error_line(runs, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(runs, broken, ignore=shutil.ignore_patterns("*.pt"))
+    victim = next(broken.glob("runs/synthetic/sasrec/*/history.csv"))
+    victim.unlink()
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "no results": ([str(tmp_path / "empty")], "no results.jsonl"),
+        "not a folder": ([str(tmp_path / "absent")], "is not a folder"),
+        "unknown format": ([str(runs), "--format", "pdf,docx"], "docx"),
+        "unknown test": ([str(runs), "--test", "anova"], "anova"),
+        "unknown baseline": ([str(runs), "--baseline", "nosuch"], "sasrec"),
+        "missing history": ([str(broken)], str(victim)),
+    }
+    for label, (args, needle) in cases.items():
+        proc = bench_cli("report", *args, "--out", str(tmp_path / "out"))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), (label, proc.stderr)
+        assert needle in lines[0], (label, lines[0])
