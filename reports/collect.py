@@ -107,9 +107,15 @@ class Variant:
     def values(self, split: str, metric: str) -> list[float]:
         return [100 * r.record[split][metric] for r in self.runs]
 
-    def stat(self, split: str, metric: str) -> tuple[float, float]:
+    def stat(self, split: str, metric: str) -> tuple[float, float | None]:
+        """Mean and std over seeds; std is None for a single seed."""
         v = self.values(split, metric)
-        return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+        return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else None)
+
+    def band(self, split: str, metric: str) -> tuple[float, float]:
+        """Mean and std over seeds, std 0 for a single seed: for error bars."""
+        mean, std = self.stat(split, metric)
+        return mean, std or 0.0
 
     def per_user(self, metric: str) -> np.ndarray:
         """Per-user test values averaged over seeds (users are rows of the test split)."""

@@ -60,7 +60,7 @@ def bars(dataset: str, chosen: dict[str, Variant]) -> Figure:
     ax, width = axes[0, 0], 0.8 / len(chosen)
     x = np.arange(len(METRICS))
     for i, (m, v) in enumerate(chosen.items()):
-        stats = np.array([v.stat("test", k) for k in METRICS])
+        stats = np.array([v.band("test", k) for k in METRICS])
         ax.bar(x + (i - (len(chosen) - 1) / 2) * width, stats[:, 0], width, yerr=stats[:, 1], capsize=2,
                label=display(m), color=color(m))
     ax.set_xticks(x, [HEADERS[k] for k in METRICS])
@@ -116,7 +116,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
     if x_key is None:
         labels = [params_label(p) or "(defaults)" for p, _ in groups]
         for ax, split, label in panels:
-            stats = np.array([v.stat(split, SELECT) for _, v in groups])
+            stats = np.array([v.band(split, SELECT) for _, v in groups])
             ax.bar(range(len(groups)), stats[:, 0], yerr=stats[:, 1], capsize=3,
                    color=[color(model)] * len(groups), alpha=0.85)
             ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=7)
@@ -130,7 +130,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
             items.sort(key=lambda g: g[0][x_key])
             xs = np.array([p[x_key] for p, _ in items], dtype=float)
             for ax, split, label in panels:
-                stats = np.array([v.stat(split, SELECT) for _, v in items])
+                stats = np.array([v.band(split, SELECT) for _, v in items])
                 ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], label=name or display(model))
                 ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
                 ax.set(xlabel=x_key, ylabel=label)
@@ -194,18 +194,26 @@ def restyle(ax) -> None:
 
 def efficiency(coll: Collection) -> Figure:
     """Test NDCG@10 against training time and against inference milliseconds per user."""
+    from matplotlib.ticker import NullFormatter
+
     fig, axes = new_figure(8, 3.2, ncols=2)
     for d, dataset in enumerate(coll.datasets()):
         for m, v in coll.chosen(dataset).items():
-            y, err = v.stat("test", SELECT)
+            y, err = v.band("test", SELECT)
             xs = (v.mean_of("train_seconds"), float(np.mean([r.inference_ms_per_user() for r in v.runs])))
             for ax, x in zip(axes[0], xs):
-                ax.errorbar(max(x, 1e-3), y, yerr=err, marker=MARKERS[d % len(MARKERS)], color=color(m), capsize=2,
+                ax.errorbar(x, y, yerr=err, marker=MARKERS[d % len(MARKERS)], color=color(m), capsize=2,
                             label=f"{display(m)} ({dataset})")
-                ax.annotate(display(m), (max(x, 1e-3), y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    axes[0, 0].set(xscale="log", xlabel="training time (s)", ylabel="test NDCG@10 (%)", title="accuracy vs training time")
-    axes[0, 1].set(xscale="log", xlabel="inference ms per user (test pass)", ylabel="test NDCG@10 (%)",
+                ax.annotate(display(m), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    # symlog: a model with no training (MostPop) sits at 0 s
+    axes[0, 0].set_xscale("symlog", linthresh=1)
+    axes[0, 0].set(xlabel="training time (s)", ylabel="test NDCG@10 (%)", title="accuracy vs training time")
+    axes[0, 1].set_xscale("log")
+    axes[0, 1].set(xlabel="inference ms per user (test pass)", ylabel="test NDCG@10 (%)",
                    title="accuracy vs inference time")
+    axes[0, 1].xaxis.set_minor_formatter(NullFormatter())
+    for ax in axes[0]:
+        ax.margins(x=0.15, y=0.1)
     axes[0, 1].legend(fontsize=6, loc="best")
     return Figure("efficiency", fig, "Efficiency: test NDCG@10 (mean, std bars) against training seconds and "
                                      "against test-pass milliseconds per user, per model and dataset.")
