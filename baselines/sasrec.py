@@ -40,6 +40,15 @@ class SASRec(nn.Module):
     Config = SASRecConfig
     train_defaults = TrainConfig(epochs=200, batch_size=128, lr=1e-3, eval_every=2, patience=5)
     train_format = "sequence"
+    # `bench tune sasrec`: a list is categorical, (low, high) uniform, (low, high, "log") log-uniform
+    search_space = {
+        "hidden": [32, 64, 128, 256],
+        "blocks": (1, 3),
+        "heads": [1, 2, 4],
+        "dropout": (0.1, 0.7),
+        "lr": (2e-4, 1e-2, "log"),
+        "weight_decay": [0.0, 1e-5, 1e-4],
+    }
 
     def __init__(self, cfg: SASRecConfig, n_items: int):
         super().__init__()

@@ -36,7 +36,7 @@ def parse_seeds(spec: str) -> list[int]:
 
 @app.command()
 def run(
-    models: str = typer.Option("all", "--models", help="Comma-separated model names, or 'all'."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names, or 'all' (the default)."),
     dataset: str = typer.Option(..., "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path."),
     seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a comma list."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override every model's epoch budget."),
@@ -48,21 +48,29 @@ def run(
     sets: List[str] = typer.Option([], "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Rerun finished runs."),
     data_dir: Optional[Path] = DATA_DIR,
+    config: Optional[Path] = typer.Option(None, "--config", help="A saved config (e.g. best.json from `bench tune`)."),
+    backend: str = typer.Option("local", "--backend", help="local (processes on this machine) or dask."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, for --backend dask."),
 ):
     """Train and evaluate models x seeds on one dataset; skip runs already finished."""
-    from bench import data, registry, runner
+    from bench import data, registry, runconfig, runner
     from bench.overrides import parse_sets
     from bench.protocol import Protocol
     from bench.summary import render, summarize
 
-    names = registry.parse_models(models)
+    saved = runconfig.load(config) if config else None
+    names = registry.parse_models(models or (saved.model if saved else "all"))
     seed_list = parse_seeds(seeds)
     if max_len < 1 or jobs < 1:
         raise BenchError("--max-len and --jobs must be at least 1")
+    if backend not in ("local", "dask"):
+        raise BenchError(f"unknown --backend '{backend}'; choose local or dask")
     overrides = parse_sets(sets, names)
     if epochs is not None:
         for name in names:
             overrides.setdefault(name, {}).setdefault("epochs", str(epochs))
+    if saved:
+        saved.merge_into(overrides, names)          # --set and --epochs win over the file
     for name in names:
         registry.resolve(name, overrides)              # validate every override before any work
     directory = str(data_dir) if data_dir else None
@@ -72,7 +80,7 @@ def run(
                                   overrides=overrides, device=device, data_dir=directory, force=force,
                                   progress=sys.stderr.isatty() and jobs == 1)
                 for m in names for s in seed_list]
-    records = runner.run_grid(requests, jobs)
+    records = runner.run_grid(requests, jobs, backend, scheduler)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:
         console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
@@ -144,7 +152,7 @@ def data_fetch(
 # Commands kept beside the package they drive (studies/, reports/, ...). Each module
 # defines `register(app)`, adds its commands there, and imports heavy libraries
 # (optuna, matplotlib) inside the commands so `bench --help` stays fast.
-EXTENSIONS: tuple[str, ...] = ("reports.cli",)
+EXTENSIONS: tuple[str, ...] = ("studies.cli", "reports.cli")
 for _module in EXTENSIONS:
     importlib.import_module(_module).register(app)
 

@@ -18,8 +18,9 @@ import torch
 
 import bench
 from bench import data, registry, results
+from bench.errors import BenchError
 from bench.protocol import Protocol, metrics_from_ranks
-from bench.training import Trainer, resolve_device
+from bench.training import EvalCallback, Trainer, resolve_device
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class RunRequest:
     force: bool = False
     progress: bool = False
     threads: int = 0            # torch intra-op threads; 0 = leave the default
+    tags: dict = field(default_factory=dict)    # merged into the record (a study's "study", "trial", "params")
+    on_eval: EvalCallback | None = None         # see Trainer; a study reports to its pruner here
 
 
 def dataset_fingerprint(spec: str, directory: str | None) -> str:
@@ -113,7 +116,7 @@ def run_one(req: RunRequest) -> dict:
     if req.progress:
         from bench.progress import RichProgress
         progress = RichProgress(f"{spec.name} seed {req.seed}")
-    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress).run()
+    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress, req.on_eval).run()
     write_history(run_dir / "history.csv", outcome.history)
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
     record = {
@@ -122,17 +125,26 @@ def run_one(req: RunRequest) -> dict:
         "protocol": req.protocol.to_dict(), "valid": outcome.valid, "test": outcome.test,
         "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
         "train_seconds": round(outcome.train_seconds, 3), "eval_seconds": round(outcome.eval_seconds, 3),
+        "test_seconds": round(outcome.test_seconds, 3),
         "n_users": ds.n_users, "n_items": ds.n_items, "device": str(device), "threads": torch.get_num_threads(),
         "versions": versions(), "git_revision": git_revision(),
         "history": str((run_dir / "history.csv").relative_to(out)),
         "per_user": str((run_dir / "test_per_user.csv").relative_to(out)),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **req.tags,
     }
     results.append(out, record)
     return record
 
 
-def run_grid(requests: list[RunRequest], jobs: int = 1) -> list[dict]:
+def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
+             scheduler: str | None = None) -> list[dict]:
+    """Run every request: in this process, on `jobs` local processes, or on a Dask cluster.
+
+    backend "dask" sends the runs through joblib's dask backend to the scheduler at
+    `scheduler` (e.g. tcp://10.0.0.5:8786); every worker must see `out` and the data.
+    """
+    if backend == "dask":
+        return _run_on_dask(requests, scheduler)
     if jobs <= 1:
         return [run_one(r) for r in requests]
     from joblib import Parallel, delayed
@@ -140,3 +152,18 @@ def run_grid(requests: list[RunRequest], jobs: int = 1) -> list[dict]:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     requests = [dataclasses.replace(r, progress=False, threads=threads) for r in requests]
     return Parallel(n_jobs=jobs)(delayed(run_one)(r) for r in requests)
+
+
+def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict]:
+    if not scheduler:
+        raise BenchError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    from dask.distributed import Client
+    from joblib import Parallel, delayed, parallel_config
+
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as e:
+        raise BenchError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    requests = [dataclasses.replace(r, progress=False) for r in requests]
+    with client, parallel_config(backend="dask"):
+        return Parallel(n_jobs=-1)(delayed(run_one)(r) for r in requests)

@@ -13,7 +13,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
@@ -62,6 +62,7 @@ class RunOutcome:
     train_seconds: float
     eval_seconds: float
     history: list[dict] = field(default_factory=list)
+    test_seconds: float = 0.0       # the one test pass alone: inference latency
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,13 +81,20 @@ def autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
+# on_eval(epoch, valid_metrics), called after each evaluation is checkpointed; it may raise
+# (e.g. a study pruning the run), which ends the run before it is finished or stored.
+EvalCallback = Callable[[int, dict[str, float]], None]
+
+
 class Trainer:
     def __init__(self, model: nn.Module, ds: Dataset, protocol: Protocol, cfg: TrainConfig,
-                 run_dir: Path, seed: int, device: torch.device, progress=None):
+                 run_dir: Path, seed: int, device: torch.device, progress=None,
+                 on_eval: EvalCallback | None = None):
         self.model = model.to(device)
         self.ds, self.protocol, self.cfg = ds, protocol, cfg
         self.run_dir, self.seed, self.device = run_dir, seed, device
         self.progress = progress or NullProgress()
+        self.on_eval = on_eval
         self.ckpt_path, self.best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
         params = [p for p in model.parameters() if p.requires_grad]
         # the fused kernel is one pass over all parameters: ~4x faster per step on CPU
@@ -150,6 +158,8 @@ class Trainer:
         s["stopped"] = s["bad_evals"] >= self.cfg.patience
         self.progress.evaluated(metrics[SELECT_METRIC])
         self._save_checkpoint()
+        if self.on_eval:
+            self.on_eval(epoch, metrics)
 
     # -- the loop ----------------------------------------------------------
     def _train_epoch(self, examples: torch.Tensor, fmt: str, epoch: int) -> float:
@@ -200,12 +210,15 @@ class Trainer:
         if not s["history"]:                    # nothing trained: evaluate as is
             self._validate(valid, 0, float("nan"))
         self.model.load_state_dict(load(self.best_path))
+        test = eval_split(self.ds, "test", self.protocol)
         t0 = time.perf_counter()
-        test_ranks = self._ranks(eval_split(self.ds, "test", self.protocol))
-        s["eval_seconds"] += time.perf_counter() - t0
+        test_ranks = self._ranks(test)
+        test_seconds = time.perf_counter() - t0
+        s["eval_seconds"] += test_seconds
         self.progress.close()
         return RunOutcome(
             valid=s["best_valid"], test=mean_metrics(metrics_from_ranks(test_ranks, self.protocol.ks)),
             test_ranks=test_ranks, best_epoch=s["best_epoch"], epochs_run=s["epoch"],
             train_seconds=s["train_seconds"], eval_seconds=s["eval_seconds"], history=s["history"],
+            test_seconds=test_seconds,
         )

@@ -1,0 +1,80 @@
+"""Named ablations: each a list of grid points (model config values), run over seeds.
+
+A study file (offset_noise.py, ...) declares one `Ablation`; `ABLATIONS` finds
+them by name. `bench ablate` can also run a grid of its own from `--grid
+FIELD=V1,V2` options, under any name that is not taken.
+"""
+from __future__ import annotations
+
+import importlib
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from bench import registry
+from bench.errors import BenchError
+from bench.runconfig import raw
+
+ABLATIONS = ("offset_noise", "diffusion_steps", "attention")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    name: str
+    points: tuple[dict[str, Any], ...]      # each: model config fields -> values
+    model: str = "diffurecsys"
+    doc: str = ""
+
+    def restricted(self, grid: dict[str, list[str]]) -> "Ablation":
+        """Keep the points whose FIELD is among the given values (`--grid offset_kind=per_example`)."""
+        for fld in grid:
+            if not any(fld in p for p in self.points):
+                raise BenchError(f"--grid {fld}: the {self.name} study does not vary '{fld}'; "
+                                 f"it varies {', '.join(sorted({k for p in self.points for k in p}))}")
+        points = tuple(p for p in self.points if all(raw(p.get(f)) in vals for f, vals in grid.items()))
+        if not points:
+            raise BenchError(f"--grid leaves no point of the {self.name} study")
+        return Ablation(self.name, points, self.model, self.doc)
+
+
+def label(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """['hidden=16,32', ...] -> {'hidden': ['16', '32']}."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        fld, sep, values = item.partition("=")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not fld.strip() or not vals:
+            raise BenchError(f"bad --grid '{item}'; expected FIELD=V1,V2,... e.g. offset_kind=per_example")
+        grid[fld.strip()] = vals
+    return grid
+
+
+def custom(name: str, model: str, grid: dict[str, list[str]]) -> Ablation:
+    """The cartesian product of `--grid` values (raw strings, typed when the run resolves them)."""
+    fields = list(grid)
+    points = tuple(typed(model, dict(zip(fields, combo))) for combo in itertools.product(*grid.values()))
+    return Ablation(name, points, model, "a grid given on the command line")
+
+
+def typed(model: str, point: dict[str, str]) -> dict[str, Any]:
+    """Raw strings -> the config's typed values (and a clear error for a bad one)."""
+    spec = registry.resolve(model, {model: point})
+    return {k: getattr(spec.config if hasattr(spec.config, k) else spec.train, k) for k in point}
+
+
+def find(name: str, model: str | None, grid: dict[str, list[str]]) -> Ablation:
+    if name in ABLATIONS:
+        ablation = importlib.import_module(f"studies.{name}").ABLATION
+        if model:
+            ablation = Ablation(ablation.name, ablation.points, model, ablation.doc)
+        return ablation.restricted(grid) if grid else ablation
+    if not grid:
+        raise BenchError(f"unknown study '{name}'; choose from {', '.join(ABLATIONS)}, "
+                         "or give a grid of your own with --grid FIELD=V1,V2 (and --model)")
+    if not model:
+        raise BenchError(f"the grid study '{name}' needs --model")
+    return custom(name, model, grid)

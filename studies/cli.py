@@ -1,0 +1,126 @@
+"""`bench ablate` and `bench tune`: thin commands over studies.runner; optuna is imported inside them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from bench.errors import BenchError
+
+STORAGE = typer.Option(None, "--storage", help="postgresql://... (many machines) or a journal file path; "
+                                               "default: a journal file in the study folder.")
+WORKERS = typer.Option(1, "--workers", help="Worker processes on this machine, sharing the storage.")
+DATASET = typer.Option(..., "--dataset", help="beauty, toys, ml-1m, synthetic, or a path.")
+OUT = typer.Option(Path("runs"), "--out", help="Results folder (results.jsonl, studies/).")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder.")
+
+
+def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
+            data_dir: Path | None):
+    from bench import data, registry
+    from bench.overrides import parse_sets
+    from studies.runner import Target
+
+    registry.model_class(model)
+    base = parse_sets(sets, [model]).get(model, {})
+    if epochs is not None:
+        if epochs < 1:
+            raise BenchError("--epochs must be at least 1")
+        base.setdefault("epochs", str(epochs))
+    registry.resolve(model, {model: base})              # a bad --set fails here, before any work
+    data.resolve(dataset, data_dir, fetch_missing=True)
+    return Target(model=model, dataset=dataset, out=str(out), base=base, device=device,
+                  data_dir=str(data_dir) if data_dir else None)
+
+
+def _storage(storage: str | None, out: Path, study_id: str) -> str:
+    return storage or str(out / "studies" / study_id / "journal.log")
+
+
+def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+    from studies.runner import stdout_console
+
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 or col in ("state",) else "right")
+    for row in rows:
+        table.add_row(*row)
+    stdout_console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ablate(
+        name: str = typer.Argument(..., help="offset_noise, diffusion_steps, attention, or a name for --grid."),
+        dataset: str = DATASET,
+        model: Optional[str] = typer.Option(None, "--model", help="Model to ablate (default: the study's, diffurecsys)."),
+        seeds: str = typer.Option("2", "--seeds", help="Number of seeds (0..N-1) or a comma list."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget of every run."),
+        grid: List[str] = typer.Option([], "--grid", help="FIELD=V1,V2: keep these values of a study's "
+                                                          "field, or build a grid of your own (repeatable)."),
+        sets: List[str] = typer.Option([], "--set", help="MODEL.FIELD=VALUE for every run (repeatable)."),
+        storage: Optional[str] = STORAGE,
+        workers: int = WORKERS,
+        out: Path = OUT,
+        device: str = DEVICE,
+        data_dir: Optional[Path] = DATA_DIR,
+    ):
+        """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
+        from bench.cli import parse_seeds
+        from studies import ablation, grid as grids, runner
+
+        if workers < 1:
+            raise BenchError("--workers must be at least 1")
+        study = ablation.find(name, model, ablation.parse_grid(grid))
+        target = _target(study.model, dataset, out, sets, epochs, device, data_dir)
+        plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
+        url = _storage(storage, out, plan.study_id)
+        header, rows = grids.table_rows(plan, runner.run_study(plan, url, workers))
+        _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
+                     f"* = best validation NDCG@10", header, rows)
+        typer.echo(f"study {plan.study_id}: {url}; results: {out / 'results.jsonl'}")
+
+    @app.command()
+    def tune(
+        model: str = typer.Argument(..., help="A registered model with a search space."),
+        dataset: str = DATASET,
+        trials: int = typer.Option(20, "--trials", help="Trials in the study (a rerun completes it)."),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget of every trial."),
+        objectives: str = typer.Option("ndcg", "--objectives", help="ndcg, or ndcg,latency for a Pareto front."),
+        pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every run."),
+        sets: List[str] = typer.Option([], "--set", help="MODEL.FIELD=VALUE fixed in every trial (repeatable)."),
+        storage: Optional[str] = STORAGE,
+        workers: int = WORKERS,
+        out: Path = OUT,
+        device: str = DEVICE,
+        data_dir: Optional[Path] = DATA_DIR,
+    ):
+        """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
+        from studies import runner, tune as tuning
+
+        if trials < 1 or workers < 1:
+            raise BenchError("--trials and --workers must be at least 1")
+        if pruner not in tuning.PRUNERS:
+            raise BenchError(f"unknown --pruner '{pruner}'; choose from {', '.join(tuning.PRUNERS)}")
+        target = _target(model, dataset, out, sets, epochs, device, data_dir)
+        plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
+        url = _storage(storage, out, plan.study_id)
+        study = runner.run_study(plan, url, workers)
+        every = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        _print_table(f"tune {model} on {dataset}: trials", *tuning.trial_rows(plan, study, every))
+        if len(plan.objectives) > 1:
+            front = tuning.best_trials(plan, study)
+            _print_table("Pareto front: validation NDCG@10 against inference ms per user",
+                         *tuning.trial_rows(plan, study, front))
+        best_path = out / "studies" / plan.study_id / "best.json"
+        best = tuning.save_best(plan, study, best_path)
+        default = [t for t in tuning.finished(study) if t.params == plan.first[0]]
+        if default:
+            typer.echo(f"defaults (trial {default[0].number}): valid NDCG@10 {100 * default[0].values[0]:.2f}%")
+        typer.echo(f"best (trial {best.number}): valid NDCG@10 {100 * best.values[0]:.2f}%; "
+                   f"saved to {best_path}; reuse with: bench run --config {best_path} --dataset {dataset}")
+        typer.echo(f"study {plan.study_id}: {url}")

@@ -1,0 +1,117 @@
+"""`bench ablate`: a grid of points x seeds as an Optuna study, and its table.
+
+GridSampler (Optuna >= 4) gives trial n the n-th grid point while n is below
+the grid size, so concurrent workers never draw the same point; a retried trial
+keeps its point. The one race left (two workers asking for the last point) is
+caught in the objective: the lower-numbered trial keeps the point.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from bench.training import SELECT_METRIC
+from studies.ablation import Ablation, label
+from studies.runner import DuplicatePoint, Target, run_trial
+
+TABLE_METRICS = (("valid", "ndcg@10"), ("valid", "hr@10"), ("test", "ndcg@10"), ("test", "hr@10"))
+
+
+def digest(settings: Any) -> str:
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    name: str
+    study_id: str
+    target: Target
+    points: tuple[dict[str, Any], ...]
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def of(cls, ablation: Ablation, target: Target, seeds: list[int]) -> "GridPlan":
+        settings = {"points": ablation.points, "seeds": seeds, "model": target.model, "base": target.base,
+                    "protocol": target.protocol.to_dict(), "dataset": target.dataset}
+        sid = f"{ablation.name}-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
+        return cls(ablation.name, sid, target, ablation.points, tuple(seeds))
+
+    @property
+    def labels(self) -> list[str]:
+        return [label(p) for p in self.points]
+
+    def sampler(self) -> optuna.samplers.GridSampler:
+        # a fixed seed: every worker must map trial numbers to the same points
+        return optuna.samplers.GridSampler({"point": self.labels, "seed": list(self.seeds)}, seed=0)
+
+    def create(self, storage) -> optuna.Study:
+        study = optuna.create_study(study_name=self.study_id, storage=storage, sampler=self.sampler(),
+                                    direction="maximize", load_if_exists=True)
+        study.set_user_attr("study", self.name)
+        return study
+
+    def load(self, storage, worker: int) -> optuna.Study:
+        return optuna.load_study(study_name=self.study_id, storage=storage, sampler=self.sampler())
+
+    def size(self) -> int:
+        return len(self.points) * len(self.seeds)
+
+    def has_work(self, trials: list[FrozenTrial]) -> bool:
+        if any(t.state == TrialState.WAITING for t in trials):
+            return True
+        covered = {t.system_attrs.get("grid_id") for t in trials} - {None}
+        return len(covered) < self.size()
+
+    def objective(self, trial: optuna.Trial) -> float:
+        name = trial.suggest_categorical("point", self.labels)
+        seed = trial.suggest_categorical("seed", list(self.seeds))
+        owner = min(t.number for t in trial.study.get_trials(deepcopy=False)
+                    if t.params.get("point") == name and t.params.get("seed") == seed
+                    and t.state != TrialState.FAIL)
+        if owner != trial.number:
+            trial.set_user_attr("duplicate_of", owner)
+            raise DuplicatePoint(f"trial {owner} holds {name}, seed {seed}")
+        params = self.points[self.labels.index(name)]
+        return run_trial(self, trial, params, seed, prune=False)["valid"][SELECT_METRIC]
+
+
+def dataset_name(spec: str) -> str:
+    from pathlib import Path
+    return Path(spec).stem
+
+
+def mean_std(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.2f}"
+    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+
+
+def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[list[str]]]:
+    """Point -> mean ± std over seeds (percent); the best point on validation NDCG@10 is marked.
+
+    Read from the trials' user attributes, so every worker of a shared study prints the same table.
+    """
+    by_point: dict[str, list[dict]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        by_point.setdefault(t.params["point"], []).append(t.user_attrs)
+    header = ["point", "seeds", *(f"{split} {metric}" for split, metric in TABLE_METRICS), "train s"]
+    scored = [(statistics.mean(r["valid"][SELECT_METRIC] for r in by_point[lab]), lab)
+              for lab in plan.labels if lab in by_point]
+    best = max(scored)[1] if scored else None
+    rows = []
+    for lab in plan.labels:
+        rs = by_point.get(lab, [])
+        if not rs:
+            rows.append([lab, "0", *["-"] * len(TABLE_METRICS), "-"])
+            continue
+        cells = [mean_std([r[split][metric] for r in rs]) for split, metric in TABLE_METRICS]
+        train = statistics.mean(r["train_seconds"] for r in rs)
+        rows.append([("* " if lab == best else "") + lab, str(len(rs)), *cells, f"{train:.0f}"])
+    return header, rows

@@ -1,0 +1,142 @@
+"""Where a study lives, and how a dead worker's trial is found and retried.
+
+Two kinds of storage:
+- an Optuna journal file (the default, in the study folder): one machine, any
+  number of processes. Journal storages have no heartbeat in Optuna, so each
+  worker holds an flock on its own lease file for as long as it lives; a
+  RUNNING trial whose worker's lease is free belongs to a dead process.
+- a database URL (postgresql://..., sqlite:///...): Optuna's RDBStorage with
+  heartbeats, so workers on many machines can share one study and a trial
+  whose heartbeat stops is failed after GRACE_SECONDS.
+Either way the dead trial is failed and re-queued with the same parameters by
+RetryHeartbeatStaleTrialCallback; its run resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import datetime
+import fcntl
+import os
+import uuid
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from bench.errors import BenchError
+
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 40
+MAX_RETRY = 3
+UNCLAIMED_SECONDS = 120     # a RUNNING trial not yet claimed by a worker after this long is dead
+
+warnings.filterwarnings("ignore", category=ExperimentalWarning)
+
+
+def is_database(url: str) -> bool:
+    return "://" in url
+
+
+def database_url(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; use psycopg2 when only it is installed."""
+    import importlib.util
+    if url.startswith("postgresql://") and not importlib.util.find_spec("psycopg") \
+            and importlib.util.find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def retry_callback() -> RetryHeartbeatStaleTrialCallback:
+    return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """A database URL, or the path of a journal file."""
+    if is_database(url):
+        try:
+            return optuna.storages.RDBStorage(
+                database_url(url), engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=retry_callback())
+        except Exception as e:          # sqlalchemy raises many kinds; the user needs one line
+            raise BenchError(f"cannot open the study storage {url}: {str(e).splitlines()[0]}") from None
+    path = Path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+class Lease:
+    """This worker's liveness, as an flock the kernel drops when the process dies."""
+
+    def __init__(self, url: str):
+        self.dir = None if is_database(url) else Path(url + ".workers")
+        self.id = uuid.uuid4().hex[:12]
+        self._fd = None
+
+    def __enter__(self) -> "Lease":
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.dir / f"{self.id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            (self.dir / f"{self.id}.lock").unlink(missing_ok=True)
+
+    def alive(self, worker: str) -> bool:
+        path = self.dir / f"{worker}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)        # closing drops the lock we may have taken
+        path.unlink(missing_ok=True)
+        return False
+
+
+def _dead(t: FrozenTrial, lease: Lease) -> bool:
+    worker = t.user_attrs.get("worker")
+    if worker:
+        return not lease.alive(worker)
+    started = t.datetime_start or datetime.datetime.now()
+    return (datetime.datetime.now() - started).total_seconds() > UNCLAIMED_SECONDS
+
+
+def retry(study: optuna.Study, t: FrozenTrial) -> None:
+    """Fail `t` (if still unfinished) and queue it again with the same parameters."""
+    if not t.state.is_finished():
+        try:
+            # the storage call Optuna's own fail_stale_trials makes; study.tell would run the
+            # sampler's after_trial (GridSampler may call study.stop() outside optimize)
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            return                          # another worker got there first
+    retry_callback()(study, t)
+
+
+def recover(study: optuna.Study, lease: Lease) -> None:
+    """Retry the trials of dead workers: heartbeats for databases, leases for journal files."""
+    if lease.dir is None:
+        optuna.storages.fail_stale_trials(study)
+        return
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _dead(t, lease):
+            retry(study, t)
+
+
+def retry_interrupted(study: optuna.Study) -> None:
+    """Trials stopped by Ctrl-C are FAIL in Optuna; queue each one again, once."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    for t in trials:
+        if t.state == TrialState.FAIL and t.user_attrs.get("interrupted") and t.number not in retried:
+            retry(study, t)

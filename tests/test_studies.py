@@ -1,0 +1,153 @@
+"""Optuna studies: resume after SIGKILL, 2 workers on a journal file and on PostgreSQL, a Dask grid, pruning."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import bench_cli
+
+TINY = ["--dataset", "synthetic", "--model", "sasrec", "--set", "sasrec.hidden=8", "--set", "sasrec.blocks=1"]
+GRID12 = ["--grid", "hidden=8,16", "--grid", "dropout=0.1,0.2,0.3", "--seeds", "2", "--epochs", "1"]
+
+
+def results(out: Path) -> list[dict]:
+    path = out / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def load_study(out: Path, storage: str | None = None) -> optuna.Study:
+    if storage is None:
+        journal = next(out.glob("studies/*/journal.log"))
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        storage, name = JournalStorage(JournalFileBackend(str(journal))), journal.parent.name
+    else:
+        name = optuna.get_all_study_names(storage)[0]
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def assert_each_point_once(out: Path, study: optuna.Study, n: int) -> None:
+    lines = [r for r in results(out) if r.get("study")]
+    points = Counter((json.dumps(r["params"], sort_keys=True), r["seed"]) for r in lines)
+    assert len(points) == n and set(points.values()) == {1}, points
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == n
+    assert len({(t.params["point"], t.params["seed"]) for t in complete}) == n
+    assert {r["trial"] for r in lines} == {t.number for t in complete}
+
+
+def test_killed_study_resumes_without_repeating_finished_trials(tmp_path):
+    args = ["ablate", "killgrid", *TINY, "--grid", "dropout=0.1,0.2,0.3,0.4", "--seeds", "1",
+            "--epochs", "6", "--set", "sasrec.patience=100", "--set", "sasrec.eval_every=1", "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, killed = time.time() + 120, False
+    while time.time() < deadline and proc.poll() is None:
+        done = {r["run_id"] for r in results(tmp_path)}
+        running = [c for c in tmp_path.glob("runs/synthetic/sasrec/*/checkpoint.pt")
+                   if c.parent.name.split("-")[-1] not in done]
+        if done and running:                      # one trial finished, the next one mid-training
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert killed, "the study ended before it could be killed mid-way"
+    before = results(tmp_path)
+    assert 1 <= len(before) < 4
+    assert load_study(tmp_path).get_trials(states=(TrialState.RUNNING,)), "no trial was left running"
+
+    resumed = bench_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    study = load_study(tmp_path)
+    assert_each_point_once(tmp_path, study, 4)
+    assert results(tmp_path)[:len(before)] == before          # finished trials were not rerun
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert "killgrid" in resumed.stdout and "* " in resumed.stdout            # the table, best marked
+
+
+def test_two_workers_on_a_journal_file_run_each_of_12_points_once(tmp_path):
+    proc = bench_cli("ablate", "grid12", *TINY, *GRID12, "--workers", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    study = load_study(tmp_path)
+    assert_each_point_once(tmp_path, study, 12)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+@pytest.fixture
+def postgres_url():
+    url = os.environ.get("BENCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("BENCH_TEST_POSTGRES_URL is not set (.ci/postgres.sh start sets it)")
+    import sqlalchemy as sa
+    from studies.storage import database_url
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"                    # a fresh database per test
+    engine = sa.create_engine(database_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield url.rsplit("/", 1)[0] + "/" + name
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    engine.dispose()
+
+
+def test_two_workers_on_postgresql_complete_a_grid(tmp_path, postgres_url):
+    proc = bench_cli("ablate", "pggrid", *TINY, "--grid", "dropout=0.1,0.2,0.3", "--seeds", "2", "--epochs", "1",
+                     "--workers", "2", "--out", str(tmp_path), "--storage", postgres_url)
+    assert proc.returncode == 0, proc.stderr
+    from studies.storage import database_url
+    study = load_study(tmp_path, database_url(postgres_url))
+    assert_each_point_once(tmp_path, study, 6)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+
+
+def test_bench_run_grid_on_a_dask_local_cluster(tmp_path):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        proc = bench_cli("run", "--models", "sasrec,pop", "--dataset", "synthetic", "--seeds", "2", "--epochs", "1",
+                         "--set", "sasrec.hidden=8", "--out", str(tmp_path), "--backend", "dask",
+                         "--scheduler", cluster.scheduler_address)
+        prefixes = set(cluster.scheduler.task_prefixes)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted((r["model"], r["seed"]) for r in results(tmp_path)) == \
+        [("pop", 0), ("pop", 1), ("sasrec", 0), ("sasrec", 1)]
+    assert any("run_one" in p for p in prefixes), f"no run reached the Dask scheduler: {prefixes}"
+
+
+def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
+    from studies.runner import Target, run_study
+    from studies.tune import TunePlan, save_best
+
+    base = {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100", "lr": "0.005"}
+    target = Target(model="sasrec", dataset="synthetic", out=str(tmp_path), base=base)
+    hopeless = {"lr": 1e-9}                                    # learns nothing in 4 epochs
+    plan = TunePlan.of(target, trials=4, space={"lr": (1e-9, 2e-2, "log")},
+                       extra=({"lr": 0.01}, {"lr": 0.003}, hopeless))
+    study = run_study(plan, str(tmp_path / "journal.log"))
+    states = {t.params["lr"]: t.state for t in study.trials}
+    assert states == {0.005: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
+                      1e-9: TrialState.PRUNED}
+    pruned = study.get_trials(states=(TrialState.PRUNED,))[0]
+    assert max(pruned.intermediate_values) < 4
+    assert all(r["params"] != hopeless for r in results(tmp_path))     # a pruned run is not "finished"
+
+    best = save_best(plan, study, tmp_path / "best.json")
+    rerun = bench_cli("run", "--config", str(tmp_path / "best.json"), "--dataset", "synthetic",
+                      "--out", str(tmp_path))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 of 1 runs were already finished" in rerun.stdout         # the same config, hence the same run
+    assert best.user_attrs["run_id"] in {r["run_id"] for r in results(tmp_path)}
