@@ -56,12 +56,13 @@ def title_lines(coll: Collection, dirs: list[Path], reference: str, test: str) -
         r = next(r for r in recs if table_label(r) == d)
         lines.append(f"  {d}: {r['n_users']:,} users, {r['n_items']:,} items, "
                      f"models {', '.join(display(m) for m in coll.chosen(d))}")
-    lines += ["", "environment:", f"  device: {distinct(lambda r: r['device'])}; threads: {distinct(lambda r: r['threads'])}"]
+    lines += ["", "environment:",
+              f"  device: {distinct(lambda r: r['device'])}; threads: {distinct(lambda r: r['threads'])}"]
     for key in sorted({k for r in recs for k in r.get("versions", {})}):
         lines.append(f"  {key}: {distinct(lambda r: r.get('versions', {}).get(key))}")
-    lines += [f"  git revision: {distinct(lambda r: r.get('git_revision'))}",
-              "", f"comparison: {display(reference)} against the other models; {test} over per-user test values, "
-              "Holm-corrected; per model the configuration with the best validation NDCG@10 is shown"]
+    lines += [f"  git revision: {distinct(lambda r: r.get('git_revision'))}", "",
+              f"comparison: {display(reference)} against the other models; {TESTS[test]} over per-user test "
+              "values, Holm-corrected; per model the configuration with the best validation NDCG@10 is shown"]
     return lines
 
 
@@ -142,9 +143,9 @@ def build_report(dirs: list[Path], out: Path, formats: set[str], reference: str 
         figures.style()
     tabs = make_tables(coll, reference, test)
     for t in tabs:
-        for fmt, ext, fn in (("md", "md", render.markdown), ("tex", "tex", render.latex), ("csv", "csv", render.csv_text)):
+        for fmt, fn in (("md", render.markdown), ("tex", render.latex), ("csv", render.csv_text)):
             if fmt in formats:
-                report.write(f"tables/{t.key}.{ext}", fn(t), f"{t.title} ({fmt})")
+                report.write(f"tables/{t.key}.{fmt}", fn(t), f"{t.title} ({fmt})")
     need_figs = formats & {"pdf", "png"}
     figs = make_figures(coll) if need_figs else []
     animations = make_gifs(coll, out / "gifs") if "gif" in formats else []

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
         baseline: Optional[str] = typer.Option(
             None, "--baseline", help=f"Model compared against all others in the Improv. row and significance marks "
                                      f"(default {DEFAULT_REFERENCE})."),
-        formats: str = typer.Option("pdf,md,tex,csv,png,gif", "--format", help="Comma list of pdf, md, tex, csv, png, gif."),
+        formats: str = typer.Option("pdf,md,tex,csv,png,gif", "--format",
+                                    help="Comma list of pdf, md, tex, csv, png, gif."),
         test: str = typer.Option("ttest", "--test", help="Paired test over per-user values: ttest or wilcoxon."),
     ):
         """Tables (Markdown, LaTeX, CSV), figures, GIFs and a PDF report from result files."""

@@ -95,14 +95,29 @@ def numeric(values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+MAX_SERIES = 6
+
+
 def sweep_axis(groups: list[tuple[dict, Variant]]) -> tuple[str | None, list[str]]:
-    """The one numeric parameter a study sweeps (or None) and the other parameters that vary."""
+    """The numeric parameter a study sweeps (the one with most values) and the other varying ones,
+    which split the curve into series; None when there is none, or too many series (a tuning search)."""
     keys = sorted({k for p, _ in groups for k in p})
-    varying = [k for k in keys if len({repr(p.get(k)) for p, _ in groups}) > 1]
+    distinct = {k: len({repr(p.get(k)) for p, _ in groups}) for k in keys}
+    varying = [k for k in keys if distinct[k] > 1]
     nums = [k for k in varying if numeric([p.get(k) for p, _ in groups])]
-    if len(nums) == 1:
-        return nums[0], [k for k in varying if k != nums[0]]
-    return None, varying
+    if not nums:
+        return None, varying
+    x = max(nums, key=lambda k: distinct[k])
+    others = [k for k in varying if k != x]
+    series = {tuple(repr(p.get(k)) for k in others) for p, _ in groups}
+    return (x, others) if len(series) <= MAX_SERIES else (None, varying)
+
+
+def sweep_scale(ax, values) -> None:
+    """A log2 axis for a sweep over a wide positive range (e.g. T in 4..128)."""
+    x = np.array(values, dtype=float)
+    if x.min() > 0 and x.max() / x.min() >= 8:
+        ax.set_xscale("log", base=2)
 
 
 def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | None:
@@ -131,11 +146,12 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
             xs = np.array([p[x_key] for p, _ in items], dtype=float)
             for ax, split, label in panels:
                 stats = np.array([v.band(split, SELECT) for _, v in items])
-                ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], label=name or display(model))
-                ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
+                line = ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], label=name or display(model))[0]
+                ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2,
+                                color=line.get_color())
                 ax.set(xlabel=x_key, ylabel=label)
-                if xs.min() > 0 and xs.max() / xs.min() >= 8:
-                    ax.set_xscale("log", base=2)
+        for ax, _, _ in panels:
+            sweep_scale(ax, [p[x_key] for p, _ in groups])
         axes[0, 0].legend()
         what = f"NDCG@10 against {x_key}, mean over seeds with a one-std band"
     fig.suptitle(f"study {study}: {display(model)} on {dataset}", fontsize=10)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from reports.collect import SELECT, Run, Variant, display
-from reports.figures import MARKERS, color, history_stat, new_figure, sweep_axis
+from reports.figures import MARKERS, color, history_stat, new_figure, sweep_axis, sweep_scale
 from reports.tables import study_variants
 
 SIZE = (400, 300)           # pixels of every GIF
@@ -102,6 +102,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], path: Path) 
                          - len(v.runs)) for _, v in items] for e in epochs]) * 100
         line = ax.plot(xs, np.zeros_like(xs), marker=MARKERS[i % len(MARKERS)], ms=3, label=name or display(model))[0]
         artists.append((line, xs, vals, line.get_color()))
+    sweep_scale(ax, [p[x_key] for p, _ in groups])
     allv = np.concatenate([a[2].ravel() for a in artists])
     ax.set(ylim=(0, 1.1 * np.nanmax(allv) if np.isfinite(allv).any() else 1))
     ax.set_xlabel(x_key, fontsize=7)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TESTS = ("ttest", "wilcoxon")
+TESTS = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
 ALPHA = 0.05
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reports.collect import METRICS, SELECT, Collection, Run, Variant, display, variant_key
-from reports.stats import ALPHA, holm, paired_p
+from reports.stats import ALPHA, TESTS, holm, paired_p
 
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
            "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10"}
@@ -104,7 +104,7 @@ def mark_significance(table: Table, chosen: dict[str, Variant], reference: str, 
         p = adjusted.get(best)
         improv.append(Cell(pct, unit="%", p=p, mark=STAR if p is not None and p < ALPHA and pct > 0 else ""))
     table.footer.append(Row(["Improv.", ""], improv))
-    name = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}[test]
+    name = TESTS[test]
     table.caption += (f" Improv.: {display(reference)} against the best other model of each column, in percent."
                       f" {DAGGER}: {display(reference)} differs from that model ({name} over per-user values, "
                       f"Holm-corrected across {len(others)} models, p < {ALPHA}); {STAR}: significant improvement.")
@@ -157,7 +157,8 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
                 [Cell(*v.stat("valid", SELECT))] + [Cell(*v.stat("test", k)) for k in metrics[1:]])
             for p, v in groups]
     rank_columns(rows)
-    return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}", f"study {study}: {display(model)} on {dataset}",
+    return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}",
+                 f"study {study}: {display(model)} on {dataset}",
                  f"Ablation '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
                  f"mean ± std over seeds; best in bold, second underlined.",
                  ["Setting", "Seeds"], metrics, rows, notes=notes)

@@ -17,7 +17,8 @@ def run(out: Path, model: str, seed: int, overrides: dict, tags: dict | None = N
     from bench import results
     from bench.runner import RunRequest, run_one
 
-    record = run_one(RunRequest(model=model, dataset="synthetic", seed=seed, out=str(out), overrides={model: overrides}))
+    req = RunRequest(model=model, dataset="synthetic", seed=seed, out=str(out), overrides={model: overrides})
+    record = run_one(req)
     if not tags:
         return record
     if not record.get("skipped"):

@@ -166,7 +166,8 @@ def test_optional_pieces_missing_are_noted_without_training_code(runs, tmp_path)
     plain, out = without_studies(runs, tmp_path / "runs"), tmp_path / "out"
     code = ("import sys; from pathlib import Path; from reports.build import build_report; "
             f"build_report([Path({str(plain)!r})], Path({str(out)!r}), {{'md', 'tex', 'csv', 'gif'}}); "
-            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('bench.training', 'models', 'baselines'))]; "
+            "bad = [m for m in sys.modules if m == 'torch' "
+            "or m.startswith(('bench.training', 'models', 'baselines'))]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
