@@ -44,17 +44,17 @@ def tex_cell(c: Cell | None) -> str:
 
 
 def latex(table: Table) -> str:
-    """A booktabs table environment, ready to paste (needs \\usepackage{booktabs})."""
+    """A booktabs table environment, ready to paste (needs \\usepackage{booktabs,graphicx})."""
     cols = "l" * len(table.labels) + "r" * len(table.metrics)
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
              rf"\caption{{{tex_escape(table.caption)}}}", rf"\label{{tab:{table.key}}}",
-             rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             r"\resizebox{\linewidth}{!}{%", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              " & ".join(tex_escape(h) for h in table.headers()) + r" \\", r"\midrule"]
     lines += [tex_row(r) for r in table.rows]
     if table.footer:
         lines.append(r"\midrule")
         lines += [tex_row(r) for r in table.footer]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 

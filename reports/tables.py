@@ -107,7 +107,8 @@ def mark_significance(table: Table, chosen: dict[str, Variant], reference: str, 
     name = TESTS[test]
     table.caption += (f" Improv.: {display(reference)} against the best other model of each column, in percent."
                       f" {DAGGER}: {display(reference)} differs from that model ({name} over per-user values, "
-                      f"Holm-corrected across {len(others)} models, p < {ALPHA}); {STAR}: significant improvement.")
+                      f"Holm-corrected across {len(others)} model{'s' * (len(others) > 1)}, p < {ALPHA}); "
+                      f"{STAR}: significant improvement.")
     if len(users) > 1:
         table.notes.append("No significance marks: the runs were evaluated on different user sets.")
 

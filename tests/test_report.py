@@ -117,13 +117,18 @@ def test_latex_is_a_booktabs_table(runs, report, tmp_path):
     best = max(means, key=lambda m: means[m]["ndcg@10"])
     row = next(line for line in tex.splitlines() if line.startswith(NAMES[best] + " &"))
     assert rf"\textbf{{{means[best]['ndcg@10']:.2f}}}" in row
-    engine = shutil.which("pdflatex") or shutil.which("tectonic")
-    if engine:
-        doc = tmp_path / "t.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n" + tex + "\\end{document}\n")
-        proc = subprocess.run([engine, doc.name], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              input="")
-        assert proc.returncode == 0, proc.stdout[-2000:]
+    everything = "".join(p.read_text() for p in sorted((report / "tables").glob("*.tex")))
+    doc = tmp_path / "t.tex"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs,graphicx}\\begin{document}\n"
+                   + everything + "\\end{document}\n")
+    if shutil.which("pdflatex"):
+        cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name]
+    elif shutil.which("tectonic"):
+        cmd = ["tectonic", doc.name]
+    else:
+        return                                  # no TeX engine here: the structure checks above stand
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and (tmp_path / "t.pdf").exists(), proc.stdout[-2000:]
 
 
 def per_user(runs, model, metric) -> np.ndarray:
