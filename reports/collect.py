@@ -77,7 +77,7 @@ class Run:
 def variant_key(record: dict) -> str:
     """Runs differing only in seed are one variant (eval batch size changes speed, not results)."""
     train = {k: v for k, v in record["train"].items() if k != "eval_batch_size"}
-    return json.dumps([record["model"], record["dataset_fingerprint"], record["config"], train,
+    return json.dumps([record["model"], record.get("dataset_fingerprint", record["dataset"]), record["config"], train,
                        record["protocol"]], sort_keys=True)
 
 
@@ -193,17 +193,20 @@ def collect(dirs: list[Path]) -> Collection:
                 keep_latest(tagged, (record.get("study_id", record["study"]), record["run_id"]), run)
     if not latest:
         raise BenchError(f"no finished runs in {', '.join(map(str, files))}")
-    order = lambda r: (r.record["dataset"], r.model, r.record["seed"])  # noqa: E731
-    runs = sorted(latest.values(), key=order)
+    runs = sorted(latest.values(), key=run_order)
     for run in runs + list(tagged.values()):
         for key in ("history", "per_user"):
-            path = run.root / run.record[key]
-            if not path.is_file():
+            path = run.root / run.record.get(key, "")
+            if not run.record.get(key) or not path.is_file():
                 raise BenchError(f"run {run.record['run_id']} ({run.model}, {run.record['dataset']}, "
                                  f"seed {run.record['seed']}): {key} file {path} is missing")
     journals = sorted({p for d in dirs for pattern in ("*.log", "*journal*") for p in d.rglob(pattern)
                        if p.is_file() and not p.name.endswith(".lock") and is_journal(p)})
-    return Collection(runs, sorted(tagged.values(), key=order), journals)
+    return Collection(runs, sorted(tagged.values(), key=run_order), journals)
+
+
+def run_order(run: Run) -> tuple:
+    return run.record["dataset"], run.model, run.record["seed"]
 
 
 def keep_latest(index: dict, key, run: Run) -> None:

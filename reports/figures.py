@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from reports.collect import DISPLAY, METRICS, SELECT, Collection, Run, Variant, display
-from reports.tables import HEADERS, params_label, study_variants
+from reports.tables import HEADERS, params_label, sort_key, study_variants
 
 MARKERS = "osD^vP*X"
 
@@ -122,7 +122,7 @@ def sweep_scale(ax, values) -> None:
 
 def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | None:
     """Metric against the swept value with std bands, or bars for categorical variants."""
-    groups = study_variants(runs)
+    groups = sorted(study_variants(runs), key=lambda g: sort_key(g[0]))
     x_key, others = sweep_axis(groups)
     if x_key is None and len(groups) > 12:
         return None                             # a tuning search: its Optuna plots show it
