@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.layers import Dropout, SelfAttention, attention_mask
+from models.layers import Dropout, SelfAttention, attend
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -54,8 +54,7 @@ class CrossAttention(nn.Module):
         q = self.q(query).view(B, 1, H, Dh).transpose(1, 2)                    # (B, H, 1, Dh)
         k, v = self.kv(x).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)          # 2 x (B, H, L, Dh)
         if self.kind == "softmax":
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :],
-                                               dropout_p=self.dropout if self.training else 0.0)
+            y = attend(q, k, v, valid[:, None, None, :], self.dropout if self.training else 0.0)
         else:
             q = q.softmax(-1)
             k = k.masked_fill(~valid[:, None, :, None], float("-inf")).softmax(2)
@@ -77,11 +76,16 @@ class ApproximatorBlock(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), Dropout(dropout), nn.Linear(4 * dim, dim))
         self.drop = Dropout(dropout)
 
-    def forward(self, x: Tensor, query: Tensor | None, valid: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, query: Tensor | None, valid: Tensor, mask: Tensor, last_only: bool = False) -> Tensor:
+        """(B, L, D) -> (B, L, D), or (B, 1, D) for the last position only
+        (exact for the final block, whose other positions are never read)."""
         if self.use_cross:
             x = x + self.drop(self.cross(self.ln_q(query), self.ln_cross(x), valid))  # (B, 1, D) broadcast over L
         if self.use_self:
-            x = x + self.drop(self.attn(self.ln_self(x), mask))
+            attended = self.drop(self.attn(self.ln_self(x), mask, last_only))
+            x = (x[:, -1:] if last_only else x) + attended
+        elif last_only:
+            x = x[:, -1:]
         return x + self.drop(self.ff(self.ln_ff(x)))
 
 
@@ -97,12 +101,13 @@ class Approximator(nn.Module):
     def forward(self, items: Tensor, valid: Tensor, xt: Tensor, t_input: Tensor, lam: Tensor) -> Tensor:
         """items: (B, L, D) history embeddings; valid: (B, L) bool; xt: (B, D) noisy target;
         t_input: (B,) time fed to the embedding; lam: (B, 1, D). Returns x0 (B, D)."""
-        cond = xt + self.time_mlp(timestep_embedding(t_input, self.dim))          # (B, D)
-        mask = attention_mask(valid, causal=False)                                # (B, 1, L, L)
+        cond = xt + self.time_mlp(timestep_embedding(t_input, self.dim).to(xt.dtype))   # (B, D)
+        # keys at padding are masked; no query row is empty since the last position is always real
+        mask = valid[:, None, None, :]                                            # (B, 1, 1, L)
         if self.attention == "self":
             x, query = items + lam * cond[:, None, :], None
         else:
             x, query = items, lam[:, :1] * cond[:, None, :]                          # query (B, 1, D)
-        for block in self.blocks:
-            x = block(x, query, valid, mask)
+        for i, block in enumerate(self.blocks):
+            x = block(x, query, valid, mask, last_only=i == len(self.blocks) - 1)
         return self.norm(self.drop(x[:, -1]))                                      # the last position is always real
