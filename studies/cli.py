@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
         from bench.cli import parse_seeds
         from studies import ablation, grid as grids, runner
+        from studies.storage import shown
 
         if workers < 1:
             raise BenchError("--workers must be at least 1")
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         header, rows = grids.table_rows(plan, runner.run_study(plan, url, workers))
         _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
                      f"* = best validation NDCG@10", header, rows)
-        typer.echo(f"study {plan.study_id}: {url}; results: {out / 'results.jsonl'}")
+        typer.echo(f"study {plan.study_id}: {shown(url)}; results: {out / 'results.jsonl'}")
 
     @app.command()
     def tune(
@@ -101,6 +102,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
         from studies import runner, tune as tuning
+        from studies.storage import shown
 
         if trials < 1 or workers < 1:
             raise BenchError("--trials and --workers must be at least 1")
@@ -123,4 +125,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"defaults (trial {default[0].number}): valid NDCG@10 {100 * default[0].values[0]:.2f}%")
         typer.echo(f"best (trial {best.number}): valid NDCG@10 {100 * best.values[0]:.2f}%; "
                    f"saved to {best_path}; reuse with: bench run --config {best_path} --dataset {dataset}")
-        typer.echo(f"study {plan.study_id}: {url}")
+        typer.echo(f"study {plan.study_id}: {shown(url)}")

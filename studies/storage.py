@@ -48,6 +48,17 @@ def database_url(url: str) -> str:
     return url
 
 
+def shown(url: str) -> str:
+    """The storage as printed: a database password masked."""
+    if not is_database(url):
+        return url
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:               # not a URL SQLAlchemy can parse: print nothing of it
+        return url.split("://")[0] + "://..."
+
+
 def retry_callback() -> RetryHeartbeatStaleTrialCallback:
     return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
@@ -60,7 +71,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 database_url(url), engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=HEARTBEAT_SECONDS,
                 grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=retry_callback())
         except Exception as e:          # sqlalchemy raises many kinds; the user needs one line
-            raise BenchError(f"cannot open the study storage {url}: {str(e).splitlines()[0]}") from None
+            raise BenchError(f"cannot open the study storage {shown(url)}: {str(e).splitlines()[0]}") from None
     path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     from optuna.storages.journal import JournalFileBackend, JournalStorage

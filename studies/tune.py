@@ -71,7 +71,9 @@ class TunePlan:
     @classmethod
     def of(cls, target: Target, trials: int, objectives=("ndcg",), pruner="median", seed=0,
            space: dict[str, Any] | None = None, extra: tuple[dict[str, Any], ...] = ()) -> "TunePlan":
-        space = space or search_space(target.model)
+        space = {k: v for k, v in (space or search_space(target.model)).items() if k not in target.base}
+        if not space:
+            raise BenchError("every searched field is fixed by --set; nothing is left to tune")
         settings = {"space": space, "objectives": objectives, "pruner": pruner, "seed": seed,
                     "model": target.model, "base": target.base, "protocol": target.protocol.to_dict(),
                     "dataset": target.dataset, "extra": extra}

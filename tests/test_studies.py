@@ -132,14 +132,14 @@ def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
     from studies.runner import Target, run_study
     from studies.tune import TunePlan, save_best
 
-    base = {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100", "lr": "0.005"}
+    base = {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100"}
     target = Target(model="sasrec", dataset="synthetic", out=str(tmp_path), base=base)
     hopeless = {"lr": 1e-9}                                    # learns nothing in 4 epochs
     plan = TunePlan.of(target, trials=4, space={"lr": (1e-9, 2e-2, "log")},
                        extra=({"lr": 0.01}, {"lr": 0.003}, hopeless))
     study = run_study(plan, str(tmp_path / "journal.log"))
     states = {t.params["lr"]: t.state for t in study.trials}
-    assert states == {0.005: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
+    assert states == {0.001: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
                       1e-9: TrialState.PRUNED}
     pruned = study.get_trials(states=(TrialState.PRUNED,))[0]
     assert max(pruned.intermediate_values) < 4
