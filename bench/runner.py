@@ -19,7 +19,7 @@ import torch
 import bench
 from bench import data, registry, results
 from bench.errors import BenchError
-from bench.protocol import Protocol, metrics_from_ranks
+from bench.protocol import Protocol, eval_split, metrics_from_ranks
 from bench.training import EvalCallback, Trainer, resolve_device
 
 
@@ -93,6 +93,29 @@ def write_per_user(path: Path, ranks: torch.Tensor, ks: tuple[int, ...]) -> None
             writer.writerow([user, row[0], *(f"{x:.6g}" for x in row[1:])])
 
 
+TRAJECTORY_USERS = 8
+
+
+@torch.no_grad()
+def write_trajectory(path: Path, model, ds, protocol: Protocol, device: torch.device) -> None:
+    """The reverse process of the first TRAJECTORY_USERS test users, for the reporter:
+    x (S+1, U, D) and timesteps (S+1,) from the model, item_emb (N+1, D), users,
+    targets and the top-10 items of the final estimate (U, 10)."""
+    import numpy as np
+
+    split = eval_split(ds, "test", protocol)
+    users = torch.arange(min(TRAJECTORY_USERS, len(split.target)))
+    longest = max(int(split.lengths[users].max()), 1)
+    model.eval()
+    traj = model.trajectory(split.history[users, split.history.shape[1] - longest:].to(device))
+    item_emb = model.item.weight.detach().float()
+    scores = traj["x"][-1] @ item_emb.T
+    scores[:, 0] = -float("inf")                                          # padding is never an item
+    np.savez(path, x=traj["x"].cpu().numpy(), timesteps=traj["timesteps"].cpu().numpy(),
+             item_emb=item_emb.cpu().numpy(), users=users.numpy(), targets=split.target[users].numpy(),
+             topk=scores.topk(10, dim=1).indices.cpu().numpy())
+
+
 def run_one(req: RunRequest) -> dict:
     """Train and evaluate one (model, dataset, seed); returns its results record."""
     out = Path(req.out)
@@ -119,6 +142,8 @@ def run_one(req: RunRequest) -> dict:
     outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress, req.on_eval).run()
     write_history(run_dir / "history.csv", outcome.history)
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
+    if hasattr(model, "trajectory"):
+        write_trajectory(run_dir / "trajectory.npz", model, ds, req.protocol, device)
     record = {
         "run_id": rid, "model": spec.name, "dataset": ds.name, "dataset_fingerprint": fp, "seed": req.seed,
         "config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),

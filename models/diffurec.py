@@ -119,22 +119,43 @@ class DiffuRec(nn.Module):
         return (losses * weights).mean()
 
     @torch.no_grad()
-    def reverse(self, history: Tensor, generator: torch.Generator) -> Tensor:
-        """Run the reverse process; returns the final x0 estimate (B, D)."""
+    def reverse(self, history: Tensor, generator: torch.Generator, states: list | None = None) -> Tensor:
+        """Run the reverse process; returns the final x0 estimate (B, D).
+        With `states`, x_T and the state after every step are appended to it."""
         items, valid = self._history(history)
         sched = self.reverse_schedule
         x = torch.randn(len(history), self.cfg.hidden, generator=generator, device=history.device)
         for i in reversed(range(sched.num_steps)):
+            if states is not None:
+                states.append(x)
             t_orig = sched.timestep_map[i].expand(len(history))
             lam = self._lambda(len(history), history.device, generator)
             x0 = self.approximator(items, valid, x, self._time_input(t_orig), lam).float()
             x = sched.step(x0, x, i, generator, self.cfg.stochastic)
+        if states is not None:
+            states.append(x)
         return x
+
+    def _generator(self, device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(int(self.eval_seed))
+
+    @torch.no_grad()
+    def trajectory(self, history: Tensor) -> dict[str, Tensor]:
+        """The first reverse draw that `score` makes, every state kept.
+
+        x: (S+1, B, D), x_T first and the final estimate last; timesteps: (S+1,),
+        the noise level of each state counted from 1 (T for x_T, 0 for the
+        final estimate; with strided steps the levels skip).
+        """
+        states: list[Tensor] = []
+        self.reverse(history, self._generator(history.device), states)
+        levels = (self.reverse_schedule.timestep_map.flip(0) + 1).tolist() + [0]
+        return {"x": torch.stack(states).float(), "timesteps": torch.tensor(levels, dtype=torch.long)}
 
     @torch.no_grad()
     def score(self, batch: dict[str, Tensor]) -> Tensor:
         history = batch["history"]
-        gen = torch.Generator(device=history.device).manual_seed(int(self.eval_seed))
+        gen = self._generator(history.device)
         total = None
         for _ in range(self.cfg.eval_samples):
             scores = self.reverse(history, gen) @ self.item.weight.T.float()        # (B, N+1)

@@ -128,3 +128,26 @@ def test_diffurecsys_defaults():
     assert spec.config.attention == "cross+self" and spec.config.offset_noise == 0.1
     assert spec.config.offset_kind == "per_example" and spec.config.diffusion_steps == 32
     assert registry.resolve("diffurec").config.attention == "self"
+
+
+def test_trajectory_ends_where_scoring_does():
+    model = small(inference_steps=4)
+    history = torch.randint(1, 26, (3, 5))
+    traj = model.trajectory(history)
+    assert traj["x"].shape == (5, 3, 16)
+    assert traj["timesteps"].tolist() == [8, 6, 3, 1, 0]             # steps 7, 5, 2, 0 of T = 8
+    final_scores = traj["x"][-1] @ model.item.weight.T
+    torch.testing.assert_close(final_scores, model.score({"history": history}))
+
+
+def test_run_writes_the_trajectory_file(tmp_path):
+    import numpy as np
+
+    from bench.runner import RunRequest, run_one
+
+    sets = {"diffurec": {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "4", "epochs": "1"}}
+    record = run_one(RunRequest(model="diffurec", dataset="synthetic", seed=0, out=str(tmp_path), overrides=sets))
+    run_dir = tmp_path / record["history"].rsplit("/", 1)[0]
+    z = np.load(run_dir / "trajectory.npz")
+    assert z["x"].shape == (5, 8, 16) and z["item_emb"].shape == (121, 16)
+    assert z["topk"].shape == (8, 10) and (z["topk"] > 0).all() and z["targets"].shape == (8,)
