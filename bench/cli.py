@@ -100,6 +100,74 @@ def results(out: Path = typer.Argument(Path("runs"), help="A folder holding resu
     console.print(render(summarize(records)))
 
 
+@app.command()
+def perf(
+    models: str = typer.Option("all", "--models", help="Comma-separated model names, or 'all'."),
+    dataset: str = typer.Option("beauty", "--dataset", help="Dataset name or path."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("fp32,bf16", "--precision", help="Comma-separated: fp32, bf16."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures here as JSON."),
+    train_steps: int = typer.Option(20, "--train-steps", help="Timed training steps (after the warm-up)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed training steps first."),
+    eval_users: int = typer.Option(1024, "--eval-users", help="Test (and validation) users sampled for evaluation."),
+    parity_steps: int = typer.Option(100, "--parity-steps", help="Training steps before the parity NDCG@10."),
+    threads: int = typer.Option(0, "--threads", help="torch threads; 0 = the default (one per core)."),
+    sets: List[str] = typer.Option([], "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable)."),
+    data_dir: Optional[Path] = DATA_DIR,
+):
+    """Training and evaluation throughput, peak memory and precision parity of each model."""
+    from bench import perf as perf_mod
+    from bench import registry
+    from bench.overrides import parse_sets
+
+    names = registry.parse_models(models)
+    overrides = parse_sets(sets, names)
+    for name in names:
+        registry.resolve(name, overrides)
+    if min(train_steps, eval_users) < 1 or min(warmup, parity_steps, threads) < 0:
+        raise BenchError("--train-steps and --eval-users must be >= 1; --warmup, --parity-steps, --threads >= 0")
+    if threads:
+        torch_threads(threads)
+    cfg = perf_mod.PerfConfig(warmup=warmup, train_steps=train_steps, eval_users=eval_users,
+                              parity_steps=parity_steps)
+    console.print(f"bench perf on {dataset}: {', '.join(names)}; precisions {precision}")
+    result = perf_mod.run(names, dataset, device, [p.strip() for p in precision.split(",") if p.strip()], cfg,
+                          overrides, str(data_dir) if data_dir else None,
+                          report=lambda r: console.print(f"  {r['model']} {r['precision']}: done"))
+    console.print(perf_table(result))
+    if json_path:
+        perf_mod.write_json(result, json_path)
+        console.print(f"json: {json_path}")
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def perf_table(result: dict) -> Table:
+    m = result["machine"]
+    peaks = ", ".join(f"{p} {g:,.0f}" for p, g in result["matmul_peak_gflops"].items())
+    title = (f"{result['dataset']} on {m.get('gpu') or m.get('cpu', m['device'])}, {m['threads']} threads; "
+             f"matmul peak GFLOP/s: {peaks}")
+    table = Table(title=title, title_justify="left")
+    cols = ("model", "precision", "train targets/s", "ms/step", "matmul GFLOP/s", "% of peak",
+            "eval users/s", "peak MiB", "valid NDCG@10")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("model", "precision") else "right")
+
+    def fmt(row, key, spec):
+        return format(row[key], spec) if row.get(key) is not None else "-"
+
+    for r in result["rows"]:
+        frac = f"{100 * r['train_fraction_of_peak']:.1f}" if "train_fraction_of_peak" in r else "-"
+        table.add_row(r["model"], r["precision"], fmt(r, "train_targets_per_s", ",.0f"), fmt(r, "ms_per_step", ".0f"),
+                      fmt(r, "train_gflops", ",.1f"), frac, fmt(r, "eval_users_per_s", ",.0f"),
+                      fmt(r, "peak_memory_mib", ",.0f"), fmt(r, "valid_ndcg@10", ".4f"))
+    return table
+
+
 @app.command("models")
 def list_models():
     """List registered models with their config fields and defaults."""
