@@ -27,9 +27,9 @@ class BERT4RecConfig:
     hidden: int = 64
     blocks: int = 2
     heads: int = 2
-    dropout: float = 0.2
-    mask_prob: float = 0.2
-    mask_last: float = 0.1        # share of rows that mask only their last item
+    dropout: float = 0.3
+    mask_prob: float = 0.4
+    mask_last: float = 0.2        # share of rows that mask only their last item
     max_positions: int = 201
 
     def validate(self):
@@ -41,7 +41,9 @@ class BERT4RecConfig:
 
 class BERT4Rec(nn.Module):
     Config = BERT4RecConfig
-    train_defaults = TrainConfig(epochs=400, batch_size=128, lr=2e-3, eval_every=5, patience=4)
+    # chosen on Beauty validation NDCG@10 (seed 0): 3.34 at epoch 35 against 3.27 at epoch 25
+    # for dropout 0.2, mask_prob 0.2, mask_last 0.1; both flatten or fall after their peak
+    train_defaults = TrainConfig(epochs=200, batch_size=128, lr=2e-3, eval_every=5, patience=3)
     train_format = "sequence"
 
     def __init__(self, cfg: BERT4RecConfig, n_items: int):
