@@ -1,12 +1,12 @@
-"""Small real runs on `synthetic` for the report tests: a comparison, two studies, a journal, a trajectory."""
+"""Small real runs on `synthetic` for the report tests: three models, two studies, a journal, trajectories."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 
 SASREC = {"hidden": "16", "epochs": "3", "eval_every": "1"}
+DIFFUREC = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "3", "eval_every": "1"}
 DROPOUTS = (0.0, 0.25, 0.5)                # 0.5 is the SASRec default: reused, as a study would
 LOSSES = ("ce", "bce")
 
@@ -30,20 +30,6 @@ def run(out: Path, model: str, seed: int, overrides: dict, tags: dict | None = N
     return record
 
 
-def trajectory(path: Path, n_items: int, steps: int = 8, users: int = 4, dim: int = 16, seed: int = 0) -> None:
-    """A trajectory.npz in the format the diffusion models write: x_T -> ... -> the final estimate."""
-    rng = np.random.default_rng(seed)
-    emb = rng.normal(size=(n_items + 1, dim)).astype(np.float32)
-    targets = rng.integers(1, n_items + 1, size=users)
-    x0 = emb[targets] + 0.1 * rng.normal(size=(users, dim))
-    noise = rng.normal(size=(users, dim))
-    w = np.linspace(1, 0, steps + 1)[:, None, None]                      # weight of the noise per frame
-    x = (w * noise + (1 - w) * x0).astype(np.float32)                     # (S+1, U, D)
-    topk = np.argsort(-(x[-1] @ emb[1:].T), axis=1)[:, :10] + 1
-    np.savez(path, x=x, timesteps=np.linspace(steps, 0, steps + 1).astype(np.int64), item_emb=emb,
-             users=np.arange(users, dtype=np.int64), targets=targets.astype(np.int64), topk=topk.astype(np.int64))
-
-
 def journal(path: Path, name: str, records: list[dict]) -> None:
     """A real Optuna journal holding one finished trial per study record (value: validation NDCG@10)."""
     import optuna
@@ -60,12 +46,13 @@ def journal(path: Path, name: str, records: list[dict]) -> None:
 
 
 def build(root: Path) -> Path:
-    """runs/: pop + sasrec x 2 seeds, a dropout sweep (with its journal) and a loss study, as `bench ablate`
-    leaves them: a trial whose run exists already is a tagged copy of that run's line."""
+    """runs/: pop, sasrec, diffurecsys x 2 seeds, a dropout sweep (with its journal) and a loss study,
+    as `bench ablate` leaves them: a trial whose run exists already is a tagged copy of that run's line."""
     out = root / "runs"
     for seed in (0, 1):
         run(out, "pop", seed, {})
         run(out, "sasrec", seed, SASREC)
+        run(out, "diffurecsys", seed, DIFFUREC)         # writes its reverse process: trajectory.npz
     sweep = []
     for trial, p in enumerate(DROPOUTS):
         for seed in (0, 1):
@@ -77,8 +64,6 @@ def build(root: Path) -> Path:
             {"study": "loss", "study_id": "loss-synthetic-sasrec", "trial": trial, "params": {"loss": loss}})
     (out / "studies").mkdir()
     journal(out / "studies" / "dropout.journal.log", "dropout", [r for r in sweep if r["seed"] == 0])
-    for folder in out.glob("runs/synthetic/sasrec/*"):
-        trajectory(folder / "trajectory.npz", sweep[0]["n_items"])
     return out
 
 
