@@ -15,7 +15,8 @@ GIF_TEXT = {
     "growth": "Validation HR@10 and NDCG@10 of every model on {d}, growing one evaluation per frame.",
     "ablation": "Study '{s}' ({m} on {d}): validation NDCG@10 against {x}, one frame per evaluated epoch.",
     "reverse": "Reverse diffusion of {m} on {d}: x_t of a few test users at each reverse step, projected on the "
-               "first two principal components of the item embeddings; star = target item, rings = top-10.",
+               "first two principal components of the item embeddings; star = target item, rings = top-10 "
+               "(ranked by dot product with the final estimate).",
 }
 
 
@@ -83,7 +84,8 @@ def make_figures(coll: Collection) -> list[figures.Figure]:
     for (study, d, m), runs in sorted(coll.studies().items()):
         fig = figures.ablation(study, d, m, runs)
         if fig is None:
-            coll.notes.append(f"Study '{study}' varies several numeric parameters: see its Optuna plots, no curve.")
+            coll.notes.append(f"Study '{study}' ({m}, {d}) is a search over several parameters: "
+                              "no ablation curve; see its table and Optuna plots.")
         else:
             out.append(fig)
     for journal in coll.journals:

@@ -107,6 +107,8 @@ def sweep_axis(groups: list[tuple[dict, Variant]]) -> tuple[str | None, list[str
     nums = [k for k in varying if numeric([p.get(k) for p, _ in groups])]
     if not nums:
         return None, varying
+    if len(varying) > 2:
+        return None, varying                    # a tuning search, not a sweep
     x = max(nums, key=lambda k: distinct[k])
     others = [k for k in varying if k != x]
     series = {tuple(repr(p.get(k)) for k in others) for p, _ in groups}
@@ -124,7 +126,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
     """Metric against the swept value with std bands, or bars for categorical variants."""
     groups = sorted(study_variants(runs), key=lambda g: sort_key(g[0]))
     x_key, others = sweep_axis(groups)
-    if x_key is None and len(groups) > 12:
+    if x_key is None and (len(groups) > 12 or len(others) > 2):
         return None                             # a tuning search: its Optuna plots show it
     fig, axes = new_figure(8, 3.0, ncols=2)
     panels = ((axes[0, 0], "valid", "validation NDCG@10 (%)"), (axes[0, 1], "test", "test NDCG@10 (%)"))
@@ -156,7 +158,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
         what = f"NDCG@10 against {x_key}, mean over seeds with a one-std band"
     fig.suptitle(f"study {study}: {display(model)} on {dataset}", fontsize=10)
     return Figure(f"ablation_{study}_{dataset}_{model}", fig,
-                  f"Ablation '{study}' of {display(model)} on {dataset}: validation and test {what}.")
+                  f"Study '{study}' of {display(model)} on {dataset}: validation and test {what}.")
 
 
 def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
@@ -183,10 +185,10 @@ def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
                 with warnings.catch_warnings(), rc_context():      # Optuna switches the global style to ggplot
                     warnings.simplefilter("ignore")
                     ax = fn(study, **target)
+                restyle(ax)
             except Exception as e:          # e.g. importances need two trials with varying parameters
                 notes.append(f"Optuna study '{summary.study_name}': no {kind} plot ({type(e).__name__}: {e}).")
                 continue
-            restyle(ax)
             fig = ax.figure
             fig.set_size_inches(7, 3.2)
             fig.set_layout_engine("constrained")
@@ -205,7 +207,15 @@ def restyle(ax) -> None:
     ax.grid(True, color=mpl.rcParams["grid.color"])
     for spine in ax.spines.values():
         spine.set_edgecolor(mpl.rcParams["axes.edgecolor"])
-    ax.title.set_fontsize(mpl.rcParams["axes.titlesize"])
+    for loc in ("left", "center", "right"):
+        if ax.get_title(loc):
+            ax.set_title(ax.get_title(loc), loc=loc, fontsize=mpl.rcParams["axes.titlesize"])
+    for label in (ax.xaxis.label, ax.yaxis.label):
+        label.set_fontsize(mpl.rcParams["axes.labelsize"])
+        label.set_color(mpl.rcParams["axes.labelcolor"])
+    ax.tick_params(labelsize=mpl.rcParams["xtick.labelsize"], colors=mpl.rcParams["xtick.color"])
+    if ax.get_legend():
+        ax.get_legend().get_frame().set_facecolor("white")
 
 
 def efficiency(coll: Collection) -> Figure:

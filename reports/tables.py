@@ -125,7 +125,10 @@ def config_diff(v: Variant, coll: Collection) -> str:
 
 
 def params_label(params: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "seed")
+    def value(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k}={value(v)}" for k, v in sorted(params.items()) if k != "seed")
 
 
 def study_variants(runs: list[Run]) -> list[tuple[dict, Variant]]:
@@ -160,6 +163,6 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
     rank_columns(rows)
     return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}",
                  f"study {study}: {display(model)} on {dataset}",
-                 f"Ablation '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
+                 f"Study '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
                  f"mean ± std over seeds; best in bold, second underlined.",
                  ["Setting", "Seeds"], metrics, rows, notes=notes)
