@@ -7,8 +7,8 @@ For every model and precision it measures, on one dataset:
 - the matmul FLOP rate of those steps (FLOPs counted once by
   torch.utils.flop_counter), against the machine's measured matmul peak;
 - evaluation throughput: test users per second, full ranking through the
-  protocol's `rank_split`, on a fixed random sample of `eval_users` users
-  (so the length mix is the dataset's);
+  protocol's `rank_split`, on about `eval_users` users drawn as whole
+  evaluation batches (see `user_sample`);
 - peak memory: resident set (CPU; the process high-water mark, reset before
   each model) or allocated device memory (CUDA);
 - accuracy parity: validation NDCG@10 on that user sample after `parity_steps`
@@ -80,14 +80,23 @@ def peak_memory_mib(device: torch.device) -> float | None:
     return None
 
 
-def user_sample(split: EvalSplit, n: int, seed: int) -> EvalSplit:
-    """A fixed random sample of users (all of them if n >= U)."""
-    users = torch.randperm(len(split.target), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+def user_sample(split: EvalSplit, n: int, batch_size: int, seed: int) -> EvalSplit:
+    """About n users, drawn as whole evaluation batches of the full split.
+
+    rank_split sorts users by history length and cuts each batch to its
+    longest history, so a batch's cost depends on its neighbours: a plain
+    random sample would pad short histories to long ones and understate the
+    full split's throughput. Drawing whole full-size batches of the sorted
+    order (seeded) keeps every batch exactly as in a full evaluation.
+    """
+    order = torch.argsort(split.lengths, stable=True)
+    chunks = [c for c in order.split(batch_size) if len(c) == batch_size] or [order]
+    pick = torch.randperm(len(chunks), generator=torch.Generator().manual_seed(seed))[:max(1, -(-n // batch_size))]
+    users = torch.cat([chunks[i] for i in pick.sort().values.tolist()])
     starts, ends = split.seen_ptr[users], split.seen_ptr[users + 1]
-    counts = ends - starts
     idx = torch.cat([split.seen_idx[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
     return EvalSplit(history=split.history[users], lengths=split.lengths[users], target=split.target[users],
-                     seen_ptr=torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]), seen_idx=idx)
+                     seen_ptr=torch.cat([torch.zeros(1, dtype=torch.long), (ends - starts).cumsum(0)]), seen_idx=idx)
 
 
 def batches(examples: torch.Tensor, fmt: str, batch_size: int, seed: int, buckets: int):
@@ -189,12 +198,13 @@ def run(models: list[str], dataset: str, device_name: str, precisions: list[str]
     device = resolve_device(device_name)
     ds = data.resolve(dataset, data_dir)
     protocol = Protocol()
-    valid = user_sample(eval_split(ds, "valid", protocol), cfg.eval_users, cfg.seed)
-    test = user_sample(eval_split(ds, "test", protocol), cfg.eval_users, cfg.seed)
+    splits = {which: eval_split(ds, which, protocol) for which in ("valid", "test")}
     peaks = {p: matmul_peak(device, torch.bfloat16 if p == "bf16" else torch.float32) for p in precisions}
     rows = []
     for name in models:
         for precision in precisions:
+            batch = registry.resolve(name, overrides).train.eval_batch_size
+            valid, test = (user_sample(splits[w], cfg.eval_users, batch, cfg.seed) for w in ("valid", "test"))
             row = measure(name, ds, protocol, device, precision, cfg, overrides, valid, test)
             if "train_gflops" in row:
                 row["train_fraction_of_peak"] = row["train_gflops"] / peaks[precision]
