@@ -162,12 +162,10 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
 
 
 def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
-    """Optimization history and parameter importances of each study in an Optuna journal file."""
+    """Optimization history, parameter importances (and Pareto front) of each study in an Optuna journal."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
-    from matplotlib import rc_context
-    from optuna.visualization import matplotlib as ovm
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalFileBackend(str(journal)))
@@ -178,25 +176,40 @@ def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
         if len(done) < 2:
             notes.append(f"Optuna study '{summary.study_name}' ({journal}): fewer than 2 complete trials, no plots.")
             continue
-        multi = len(study.directions) > 1
-        target = {"target": (lambda t: t.values[0]), "target_name": "objective 1"} if multi else {}
-        for kind, fn in (("history", ovm.plot_optimization_history), ("importance", ovm.plot_param_importances)):
-            try:
-                with warnings.catch_warnings(), rc_context():      # Optuna switches the global style to ggplot
-                    warnings.simplefilter("ignore")
-                    ax = fn(study, **target)
-                restyle(ax)
-            except Exception as e:          # e.g. importances need two trials with varying parameters
-                notes.append(f"Optuna study '{summary.study_name}': no {kind} plot ({type(e).__name__}: {e}).")
-                continue
+        for kind, ax, what in optuna_plots(study, notes):
             fig = ax.figure
             fig.set_size_inches(7, 3.2)
             fig.set_layout_engine("constrained")
-            what = ("objective value of each trial and the best so far" if kind == "history"
-                    else "fANOVA importance of each parameter for the objective")
             out.append(Figure(f"optuna_{kind}_{summary.study_name}", fig,
                               f"Optuna study '{summary.study_name}' ({len(done)} complete trials): {what}."))
     return out
+
+
+def optuna_plots(study, notes: list[str]):
+    """(kind, axes, description) of each Optuna plot that can be drawn; a multi-objective study
+    plots its first objective's history and importances, and its Pareto front."""
+    from matplotlib import rc_context
+    from optuna.visualization import matplotlib as ovm
+
+    names = study.metric_names or [f"objective {i + 1}" for i in range(len(study.directions))]
+    first = {"target": (lambda t: t.values[0]), "target_name": names[0]} if len(names) > 1 else {}
+    plots = [("history", lambda: ovm.plot_optimization_history(study, **first),
+              f"{names[0]} of each trial and the best so far"),
+             ("importance", lambda: ovm.plot_param_importances(study, **first),
+              f"fANOVA importance of each parameter for {names[0]}")]
+    if len(names) > 1:
+        plots.append(("pareto", lambda: ovm.plot_pareto_front(study, target_names=names),
+                      f"trials on {' vs '.join(names)}, the Pareto front highlighted"))
+    for kind, draw, what in plots:
+        try:
+            with warnings.catch_warnings(), rc_context():      # Optuna switches the global style to ggplot
+                warnings.simplefilter("ignore")
+                ax = draw()
+            restyle(ax)
+        except Exception as e:              # e.g. importances need two trials with varying parameters
+            notes.append(f"Optuna study '{study.study_name}': no {kind} plot ({type(e).__name__}: {e}).")
+            continue
+        yield kind, ax, what
 
 
 def restyle(ax) -> None:

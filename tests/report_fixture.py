@@ -31,18 +31,22 @@ def run(out: Path, model: str, seed: int, overrides: dict, tags: dict | None = N
 
 
 def journal(path: Path, name: str, records: list[dict]) -> None:
-    """A real Optuna journal holding one finished trial per study record (value: validation NDCG@10)."""
+    """A real Optuna journal with two studies over the sweep's records: validation NDCG@10, and
+    (multi-objective, as `bench tune --objectives ndcg,latency`) NDCG@10 against ms per user."""
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, direction="maximize",
-                                storage=JournalStorage(JournalFileBackend(str(path))))
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    single = optuna.create_study(study_name=name, direction="maximize", storage=storage)
+    multi = optuna.create_study(study_name=f"{name}_latency", directions=["maximize", "minimize"], storage=storage)
+    space = {"dropout": FloatDistribution(0.0, 0.5)}
     for r in records:
-        study.add_trial(optuna.trial.create_trial(
-            params=r["params"], distributions={"dropout": FloatDistribution(0.0, 0.5)}, value=r["valid"]["ndcg@10"]))
+        ndcg, ms = r["valid"]["ndcg@10"], 1000 * r["eval_seconds"] / r["n_users"]
+        single.add_trial(optuna.trial.create_trial(params=r["params"], distributions=space, value=ndcg))
+        multi.add_trial(optuna.trial.create_trial(params=r["params"], distributions=space, values=[ndcg, ms]))
 
 
 def build(root: Path) -> Path:

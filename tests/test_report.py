@@ -12,6 +12,8 @@ from PIL import Image
 from pypdf import PdfReader
 from scipy import stats
 
+from bench.errors import BenchError
+from reports.build import build_report
 from tests.conftest import ROOT, bench_cli
 from tests.report_fixture import build, records
 
@@ -83,7 +85,8 @@ def test_pdf_has_every_page_and_the_table_values(runs, report):
         assert NAMES[model] in table
         for metric in METRICS:
             assert f"{means[metric]:.2f}" in table, (model, metric)
-    assert "Optimization History" in "".join(pages) and "efficiency" not in pages[0]
+    assert "Optimization History" in "".join(pages) and "Pareto-front" in "".join(pages)
+    assert (report / "figures" / "optuna_pareto_dropout_latency.png").exists()
     stills = [p for p in pages if ".gif" in p]
     assert len(stills) == n_gifs and all("frames" in p for p in stills)
 
@@ -192,21 +195,27 @@ def test_optional_pieces_missing_are_noted_without_training_code(runs, tmp_path)
 
 def test_bad_input_is_one_error_line(runs, tmp_path):
     broken = tmp_path / "broken"
-    shutil.copytree(runs, broken, ignore=shutil.ignore_patterns("*.pt"))
+    shutil.copytree(runs, broken, ignore=shutil.ignore_patterns("*.pt", "*.npz"))
     victim = next(broken.glob("runs/synthetic/sasrec/*/history.csv"))
     victim.unlink()
     (tmp_path / "empty").mkdir()
-    cases = {
+    cli_cases = {
         "no results": ([str(tmp_path / "empty")], "no results.jsonl"),
-        "not a folder": ([str(tmp_path / "absent")], "is not a folder"),
         "unknown format": ([str(runs), "--format", "pdf,docx"], "docx"),
-        "unknown test": ([str(runs), "--test", "anova"], "anova"),
-        "unknown baseline": ([str(runs), "--baseline", "nosuch"], "sasrec"),
         "missing history": ([str(broken)], str(victim)),
     }
-    for label, (args, needle) in cases.items():
+    for label, (args, needle) in cli_cases.items():
         proc = bench_cli("report", *args, "--out", str(tmp_path / "out"))
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), (label, proc.stderr)
         assert needle in lines[0], (label, lines[0])
-
+    assert not (tmp_path / "out").exists()              # nothing written before the error
+    cases = {
+        "not a folder": (dict(dirs=[tmp_path / "absent"]), "is not a folder"),
+        "unknown test": (dict(test="anova"), "anova"),
+        "unknown baseline": (dict(reference="nosuch", strict_reference=True), "sasrec"),
+    }
+    for label, (kwargs, needle) in cases.items():
+        args = {"dirs": [runs], "out": tmp_path / "out", "formats": {"md"}, **kwargs}
+        with pytest.raises(BenchError, match=needle):
+            build_report(**args)
