@@ -101,23 +101,12 @@ def make_gifs(coll: Collection, folder: Path) -> list[tuple[Path, str]]:
     out = []
     for d in coll.datasets():
         chosen = coll.chosen(d)
-        slug = tables.slug(d)
-        path = gifs.growth(d, chosen, folder / f"growth_{slug}.gif")
+        path = gifs.growth(d, chosen, folder / f"growth_{tables.slug(d)}.gif")
         if path:
             out.append((path, GIF_TEXT["growth"].format(d=d)))
         else:
             coll.notes.append(f"{d}: no model was evaluated more than once, no validation-growth GIF.")
-        for m, v in chosen.items():
-            npz = trajectory_file(v)
-            if npz is None:
-                continue
-            try:
-                traj = gifs.load_trajectory(npz)
-            except (OSError, ValueError) as e:
-                coll.notes.append(f"Skipped trajectory {npz}: {e}.")
-                continue
-            path = gifs.reverse_diffusion(traj, f"{display(m)}, {d}", folder / f"reverse_diffusion_{slug}_{m}.gif")
-            out.append((path, GIF_TEXT["reverse"].format(m=display(m), d=d)))
+        out += reverse_gifs(coll, d, chosen, folder)
     if not any(p.name.startswith("reverse_diffusion") for p, _ in out):
         coll.notes.append("No trajectory.npz in the chosen runs: no reverse-diffusion GIF.")
     for (study, d, m), runs in sorted(coll.studies().items()):
@@ -127,6 +116,24 @@ def make_gifs(coll: Collection, folder: Path) -> list[tuple[Path, str]]:
             out.append((path, GIF_TEXT["ablation"].format(s=study, m=display(m), d=d, x=x_key)))
     if not any(p.name.startswith("ablation") for p, _ in out):
         coll.notes.append("No study sweeping one numeric value over several evaluations: no ablation GIF.")
+    return out
+
+
+def reverse_gifs(coll: Collection, dataset: str, chosen: dict, folder: Path) -> list[tuple[Path, str]]:
+    """One reverse-diffusion GIF per chosen model whose runs recorded a trajectory.npz."""
+    out = []
+    for m, v in chosen.items():
+        npz = trajectory_file(v)
+        if npz is None:
+            continue
+        try:
+            traj = gifs.load_trajectory(npz)
+        except (OSError, ValueError) as e:
+            coll.notes.append(f"Skipped trajectory {npz}: {e}.")
+            continue
+        path = folder / f"reverse_diffusion_{tables.slug(dataset)}_{m}.gif"
+        out.append((gifs.reverse_diffusion(traj, f"{display(m)}, {dataset}", path),
+                    GIF_TEXT["reverse"].format(m=display(m), d=dataset)))
     return out
 
 
