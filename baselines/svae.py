@@ -52,7 +52,9 @@ def align_left(seq: Tensor) -> tuple[Tensor, Tensor]:
 
 class SVAE(nn.Module):
     Config = SVAEConfig
-    train_defaults = TrainConfig(epochs=200, batch_size=128, lr=1e-3, eval_every=2, patience=5)
+    # chosen on Beauty validation NDCG@10 (seed 0): 2.35 at epoch 20 and still rising, against 2.07
+    # (best at 14) for embed = rnn_hidden = hidden = 64 with lr 2e-3
+    train_defaults = TrainConfig(epochs=100, batch_size=128, lr=1e-3, eval_every=2, patience=3)
     train_format = "sequence"
 
     def __init__(self, cfg: SVAEConfig, n_items: int):
