@@ -11,6 +11,7 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -82,7 +83,6 @@ class GridPlan:
 
 
 def dataset_name(spec: str) -> str:
-    from pathlib import Path
     return Path(spec).stem
 
 
