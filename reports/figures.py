@@ -191,7 +191,8 @@ def optuna_plots(study, notes: list[str]):
     from matplotlib import rc_context
     from optuna.visualization import matplotlib as ovm
 
-    names = study.metric_names or [f"objective {i + 1}" for i in range(len(study.directions))]
+    n = len(study.directions)
+    names = study.metric_names or (["the objective"] if n == 1 else [f"objective {i + 1}" for i in range(n)])
     first = {"target": (lambda t: t.values[0]), "target_name": names[0]} if len(names) > 1 else {}
     plots = [("history", lambda: ovm.plot_optimization_history(study, **first),
               f"{names[0]} of each trial and the best so far"),

@@ -66,11 +66,13 @@ def slug(text: str) -> str:
 def comparison(coll: Collection, dataset: str, reference: str, test: str) -> Table:
     """Models x test metrics (percent, mean +- std over seeds) with significance marks and an Improv. row."""
     chosen = coll.chosen(dataset)
-    rows = [Row([display(m), str(v.seeds)], [Cell(*v.stat("test", k)) for k in METRICS]) for m, v in chosen.items()]
+    rows = [Row([display(m), str(v.seeds), epochs_label(v)], [Cell(*v.stat("test", k)) for k in METRICS])
+            for m, v in chosen.items()]
     rank_columns(rows)
     table = Table(f"compare_{slug(dataset)}", f"{dataset}: test metrics (%)",
-                  f"Test metrics (%) on {dataset}, mean ± std over seeds; best in bold, second underlined.",
-                  ["Model", "Seeds"], list(METRICS), rows)
+                  f"Test metrics (%) on {dataset}, mean ± std over seeds; Epochs: best validation epoch / "
+                  "epochs trained (means over seeds); best in bold, second underlined.",
+                  ["Model", "Seeds", "Epochs"], list(METRICS), rows)
     for m, v in chosen.items():
         n = sum(1 for w in coll.variants() if w.model == m and w.record["dataset"] == v.record["dataset"])
         if n > 1:
@@ -83,6 +85,10 @@ def comparison(coll: Collection, dataset: str, reference: str, test: str) -> Tab
         return table
     mark_significance(table, chosen, reference, others, test)
     return table
+
+
+def epochs_label(v: Variant) -> str:
+    return f"{v.mean_of('best_epoch'):.0f}/{v.mean_of('epochs_run'):.0f}"
 
 
 def mark_significance(table: Table, chosen: dict[str, Variant], reference: str, others: list[str], test: str):
@@ -103,7 +109,7 @@ def mark_significance(table: Table, chosen: dict[str, Variant], reference: str, 
         pct = 100 * (mine - base) / base if base else float("nan")
         p = adjusted.get(best)
         improv.append(Cell(pct, unit="%", p=p, mark=STAR if p is not None and p < ALPHA and pct > 0 else ""))
-    table.footer.append(Row(["Improv.", ""], improv))
+    table.footer.append(Row(["Improv.", "", ""], improv))
     name = TESTS[test]
     table.caption += (f" Improv.: {display(reference)} against the best other model of each column, in percent."
                       f" {DAGGER}: {display(reference)} differs from that model ({name} over per-user values, "

@@ -52,7 +52,7 @@ def chosen_means(runs, untagged=False) -> dict[str, dict[str, float]]:
 def markdown_rows(text: str, first: str) -> dict[str, list[str]]:
     """Rows of the Markdown table whose header starts with `first`: label -> cells."""
     block = text.split(f"| {first} |", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
-    return {cells[0]: cells[2:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in block)}
+    return {cells[0]: cells[3:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in block)}
 
 
 def test_markdown_marks_best_bold_and_second_underlined(runs, report):
@@ -175,7 +175,7 @@ def test_improvement_row_and_holm_corrected_marks(runs, tmp_path, test):
         assert rows["Improv."][j].startswith(f"{pct:+.2f}%"), (metric, rows["Improv."][j])
         assert rows["Improv."][j].endswith("*") == (holm[best] < 0.05 and pct > 0)
     csv_rows = (tmp_path / "out" / "tables" / "compare_synthetic.csv").read_text().splitlines()
-    assert csv_rows[0].startswith("Model,Seeds,hr@5,hr@5_std,hr@5_p") and csv_rows[-1].startswith("Improv.")
+    assert csv_rows[0].startswith("Model,Seeds,Epochs,hr@5,hr@5_std,hr@5_p") and csv_rows[-1].startswith("Improv.")
 
 
 def test_optional_pieces_missing_are_noted_without_training_code(runs, tmp_path):
