@@ -13,7 +13,7 @@ SIZE = (400, 300)           # pixels of every GIF
 MAX_FRAMES = 40
 FRAME_MS, LAST_MS = 250, 1500
 TRAJECTORY_KEYS = ("x", "timesteps", "item_emb", "users", "targets", "topk")
-MAX_USERS, MAX_ITEM_POINTS = 5, 4000
+MAX_USERS, MAX_ITEM_POINTS, TAIL = 5, 4000, 3
 
 
 def frame_indices(n: int) -> np.ndarray:
@@ -165,8 +165,10 @@ def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path) -> Pa
         ax.scatter(*item_xy[traj["targets"][u] - 1], s=60, marker="*", color=c, edgecolors="k", linewidths=0.5)
         paths.append(ax.plot([], [], lw=0.8, color=c, alpha=0.7)[0])
         heads.append(ax.plot([], [], "o", ms=4, color=c, mec="k", mew=0.4)[0])
-    pts = np.concatenate([xy.reshape(-1, 2), item_xy[traj["targets"][:users] - 1], item_xy[::stride]])
-    lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
+    # the frame holds the item cloud, the targets, x_T and the final estimates; midway states may leave it
+    ends = np.concatenate([xy[0], xy[-1], item_xy[traj["targets"][:users] - 1]])
+    lo = np.minimum(np.percentile(item_xy, 0.5, axis=0), ends.min(axis=0))
+    hi = np.maximum(np.percentile(item_xy, 99.5, axis=0), ends.max(axis=0))
     pad = 0.1 * (hi - lo + 1e-9)
     ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]), xticks=[], yticks=[])
     ax.set_xlabel("PC 1 of item embeddings (star: target, rings: top-10)", fontsize=6)
@@ -174,7 +176,8 @@ def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path) -> Pa
 
     def update(k):
         for u in range(users):
-            paths[u].set_data(xy[: k + 1, u, 0], xy[: k + 1, u, 1])
+            tail = slice(max(0, k - TAIL), k + 1)          # the last few steps: a full path is a tangle
+            paths[u].set_data(xy[tail, u, 0], xy[tail, u, 1])
             heads[u].set_data([xy[k, u, 0]], [xy[k, u, 1]])
         ttl.set_text(f"{title}: reverse step {k}/{steps}, t = {int(traj['timesteps'][k])}")
 
