@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from bench import batching
+from bench.allocator import keep_freed_memory
 from bench.checkpoint import atomic_torch_save, load
 from bench.data import Dataset
 from bench.errors import BenchError
@@ -67,12 +68,15 @@ class RunOutcome:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise BenchError("--device cuda requested but no CUDA device is available")
     if name not in ("cpu", "cuda"):
         raise BenchError(f"unknown device '{name}'; choose auto, cpu or cuda")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device
 
 
 def autocast(device: torch.device, precision: str):
