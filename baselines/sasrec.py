@@ -30,8 +30,11 @@ class SASRecConfig:
     max_positions: int = 200
     loss: Literal["ce", "bce"] = "ce"
     negatives: int = 1            # sampled negatives per target, for loss="bce"
+    label_smoothing: float = 0.0  # for loss="ce": weight moved from the target to all items
 
     def validate(self):
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise BenchError(f"sasrec.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.hidden % self.heads:
             raise BenchError(f"sasrec.hidden ({self.hidden}) must be divisible by sasrec.heads ({self.heads})")
 
@@ -78,7 +81,7 @@ class SASRec(nn.Module):
         keep = target != 0
         h, y = states[keep], target[keep]                             # (M, D), (M,)
         if self.cfg.loss == "ce":
-            return full_softmax_ce(h, self.item.weight, y)
+            return full_softmax_ce(h, self.item.weight, y, label_smoothing=self.cfg.label_smoothing)
         neg = torch.randint(1, self.n_items + 1, (len(y), self.cfg.negatives), device=y.device)
         pos_logit = (h * self.item(y)).sum(-1)                        # (M,)
         neg_logit = torch.einsum("md,mkd->mk", h, self.item(neg))     # (M, K)

@@ -29,7 +29,8 @@ def attention_mask(valid: Tensor, causal: bool) -> Tensor:
     return allowed | eye
 
 
-def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reduction: str = "mean",
+                    label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of states (M, D) against every item 1..N; target (M,) in 1..N.
 
     Under bf16 autocast the (M, N) logits stay bf16 through the softmax
@@ -38,7 +39,7 @@ def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reducti
     """
     logits = states @ item_weight[1:].T                       # (M, N)
     with torch.autocast(logits.device.type, enabled=False):
-        return F.cross_entropy(logits, target - 1, reduction=reduction)
+        return F.cross_entropy(logits, target - 1, reduction=reduction, label_smoothing=label_smoothing)
 
 
 def keep_mask(shape: torch.Size, p: float, device) -> Tensor:

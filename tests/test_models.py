@@ -78,3 +78,15 @@ def test_pop_ranks_by_training_counts():
     model = registry.resolve("pop").build(ds.n_items)
     model.fit(ds.train)
     assert model.score({"history": torch.tensor([[1]])}).tolist() == [[0.0, 3.0, 2.0, 1.0]]
+
+
+def test_label_smoothing_matches_its_definition():
+    from models.layers import full_softmax_ce
+    torch.manual_seed(0)
+    states, weight = torch.randn(7, 4), torch.randn(11, 4)      # 10 items + padding row
+    target = torch.randint(1, 11, (7,))
+    logp = torch.log_softmax(states @ weight[1:].T, dim=1)
+    nll = -logp[torch.arange(7), target - 1]
+    expected = (0.9 * nll - 0.1 * logp.mean(1)).mean()
+    assert torch.allclose(full_softmax_ce(states, weight, target, label_smoothing=0.1), expected, atol=1e-6)
+    assert torch.allclose(full_softmax_ce(states, weight, target), nll.mean(), atol=1e-6)
