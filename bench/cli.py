@@ -130,10 +130,11 @@ def perf(
         torch_threads(threads)
     cfg = perf_mod.PerfConfig(warmup=warmup, train_steps=train_steps, eval_users=eval_users,
                               parity_steps=parity_steps)
-    console.print(f"bench perf on {dataset}: {', '.join(names)}; precisions {precision}")
     result = perf_mod.run(names, dataset, device, [p.strip() for p in precision.split(",") if p.strip()], cfg,
                           overrides, str(data_dir) if data_dir else None,
-                          report=lambda r: console.print(f"  {r['model']} {r['precision']}: done"))
+                          report=lambda r: console.print(f"  {r['model']} {r['precision']}: done"),
+                          start=lambda ds: console.print(f"bench perf on {ds}: {', '.join(names)}; "
+                                                         f"precisions {precision}"))
     console.print(perf_table(result))
     if json_path:
         perf_mod.write_json(result, json_path)

@@ -191,12 +191,14 @@ def machine(device: torch.device) -> dict:
 
 
 def run(models: list[str], dataset: str, device_name: str, precisions: list[str], cfg: PerfConfig,
-        overrides: dict, data_dir: str | None, report=print) -> dict:
+        overrides: dict, data_dir: str | None, report=print, start=None) -> dict:
     for p in precisions:
         if p not in PRECISIONS:
             raise BenchError(f"unknown precision '{p}'; choose from {', '.join(PRECISIONS)}")
     device = resolve_device(device_name)
     ds = data.resolve(dataset, data_dir)
+    if start:
+        start(ds.name)
     protocol = Protocol()
     splits = {which: eval_split(ds, which, protocol) for which in ("valid", "test")}
     peaks = {p: matmul_peak(device, torch.bfloat16 if p == "bf16" else torch.float32) for p in precisions}
