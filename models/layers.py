@@ -81,11 +81,12 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> T
     mask broadcastable to (B, H, Lq, L), True = may attend.
 
     F.scaled_dot_product_attention everywhere except CPU with fewer than
-    SDPA_MIN_KEYS keys: there its flash kernel runs 2-3x slower than two
-    batched matmuls and a softmax (measured at L = 4..32, bf16), and its
-    dropout draws with the slow `bernoulli_`.
+    SDPA_MIN_KEYS keys, or with attention dropout: there its flash kernel runs
+    2-3x slower than two batched matmuls and a softmax (measured at L = 4..32,
+    bf16), and its dropout draws with the slow `bernoulli_` (62 ms per call on a
+    DiffuRec batch of 512 x 50, 5% of the training step).
     """
-    if q.device.type != "cpu" or k.shape[-2] >= SDPA_MIN_KEYS:
+    if q.device.type != "cpu" or (k.shape[-2] >= SDPA_MIN_KEYS and dropout_p == 0):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     weights = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).masked_fill(~mask, float("-inf")).softmax(-1)
     if dropout_p > 0:
