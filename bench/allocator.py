@@ -1,12 +1,12 @@
 """Keep freed memory in the process on CPU (glibc malloc).
 
-By default glibc serves each large block (a batch's logits, attention scores,
-activations) with a fresh mmap and unmaps it on free, so every training step
-page-faults its working set in again, and returns heap tops to the system.
-Raising the mmap threshold and switching trimming off lets the same pages be
-reused from step to step. Measured on a 2-core CPU: the full-softmax loss of a
-SASRec batch (6400 x 12k logits, forward and backward) went from 380 to 166 ms.
-Peak memory is unchanged; the process simply keeps its peak until it exits.
+By default glibc serves each block above its mmap threshold (adaptive, at most
+32 MB) with a fresh mmap and unmaps it on free, so a step with large logits or
+attention scores page-faults them in again every time. Raising the threshold and
+switching trimming off lets the same pages be reused from step to step. Measured
+on a 2-core CPU: the full-softmax loss of a 6400 x 12k SASRec batch (forward and
+backward) 380 -> 166 ms; ML-1M SASRec training 1.38x; Beauty, whose tensors stay
+under 32 MB, unchanged. The process keeps its peak memory until it exits.
 """
 from __future__ import annotations
 
