@@ -100,6 +100,49 @@ def results(out: Path = typer.Argument(Path("runs"), help="A folder holding resu
     console.print(render(summarize(records)))
 
 
+@app.command("eval")
+def eval_runs(
+    models: str = typer.Option(..., "--models", help="Comma-separated model names."),
+    dataset: str = typer.Option(..., "--dataset", help="The dataset the runs trained on."),
+    out: Path = typer.Option(Path("runs"), "--out", help="The results folder of the runs."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds to evaluate (count or list); default all."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Only the run whose id starts with this."),
+    sets: List[str] = typer.Option([], "--set", help="An evaluation-time field: MODEL.FIELD=VALUE (repeatable)."),
+    exclude_seen: Optional[bool] = typer.Option(None, "--exclude-seen/--include-seen",
+                                                help="Change whether history items are ranked."),
+    split: str = typer.Option("both", "--split", help="valid, test or both."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    data_dir: Optional[Path] = DATA_DIR,
+):
+    """Score finished runs again from their best checkpoint with evaluation-time settings
+    changed (e.g. --set diffurec.eval_samples=4); appends to <out>/evals.jsonl."""
+    from bench import data, registry, reeval
+    from bench.overrides import parse_sets
+
+    names = registry.parse_models(models)
+    if split not in ("valid", "test", "both"):
+        raise BenchError(f"unknown --split '{split}'; choose valid, test or both")
+    overrides = parse_sets(sets, names)
+    for name in names:
+        reeval.check_overrides(name, overrides.get(name, {}))
+    directory = str(data_dir) if data_dir else None
+    ds = data.resolve(dataset, data_dir)
+    found = reeval.find_runs(out, names, dataset, directory, parse_seeds(seeds) if seeds else None, run_id)
+    splits = ("valid", "test") if split == "both" else (split,)
+    table = Table(title=f"{dataset}: stored -> re-evaluated (%)", title_justify="left")
+    for col in ("model", "seed", "run", "changes", *(f"{s} {m}" for s in splits for m in ("HR@10", "NDCG@10")), "s"):
+        table.add_column(col, justify="left" if col in ("model", "run", "changes") else "right")
+    for record in found:
+        entry = reeval.reevaluate(out, record, ds, overrides.get(record["model"], {}), device, exclude_seen, splits)
+        cells = [f"{100 * entry['stored'][s][m]:.2f} -> {100 * entry[s][m]:.2f}"
+                 for s in splits for m in ("hr@10", "ndcg@10")]
+        changes = ", ".join(f"{k}={v}" for k, v in entry["changes"].items()) or "none"
+        seconds = sum(entry[f"{s}_seconds"] for s in splits)
+        table.add_row(record["model"], str(record["seed"]), record["run_id"][:8], changes, *cells, f"{seconds:.1f}")
+    console.print(table)
+    console.print(f"evaluations: {out / reeval.EVALS}")
+
+
 @app.command()
 def perf(
     models: str = typer.Option("all", "--models", help="Comma-separated model names, or 'all'."),

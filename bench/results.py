@@ -14,10 +14,10 @@ from pathlib import Path
 RESULTS = "results.jsonl"
 
 
-def append(out_dir: Path, record: dict) -> None:
+def append(out_dir: Path, record: dict, name: str = RESULTS) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(out_dir / RESULTS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(out_dir / name, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -25,16 +25,16 @@ def append(out_dir: Path, record: dict) -> None:
             line = b"\n" + line        # a writer died mid-line: keep our record on a line of its own
         written = os.write(fd, line)
         if written != len(line):
-            raise OSError(f"short write to {out_dir / RESULTS}")
+            raise OSError(f"short write to {out_dir / name}")
         os.fsync(fd)
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
-def read(out_dir: Path) -> list[dict]:
+def read(out_dir: Path, name: str = RESULTS) -> list[dict]:
     """All complete records; a damaged line is skipped with a warning."""
-    path = out_dir / RESULTS
+    path = out_dir / name
     if not path.exists():
         return []
     records = []

@@ -66,6 +66,7 @@ class DiffuRec(nn.Module):
     Config = DiffuRecConfig
     train_defaults = TrainConfig(epochs=200, batch_size=512, lr=1e-3, eval_every=2, patience=5, eval_batch_size=512)
     train_format = "prefix"
+    eval_fields = ("inference_steps", "stochastic", "eval_samples")    # `bench eval` may change these
 
     def __init__(self, cfg: DiffuRecConfig, n_items: int):
         super().__init__()

@@ -1,0 +1,95 @@
+"""`bench eval`: score finished runs again from their best checkpoint, with
+evaluation-time settings changed and the weights untouched.
+
+Only settings that cannot change training may differ from the run: a model's
+`eval_fields` (for the diffusion models: reverse steps, stochastic or
+deterministic steps, reverse draws averaged), the evaluation batch size, the
+precision and `--exclude-seen`. With no change at all, the figures equal the
+run's stored ones, which checks that a stored result can be reproduced.
+
+Each evaluation appends one line to `<out>/evals.jsonl`; `results.jsonl` is
+never touched, so a re-evaluation cannot pass for a trained run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from bench import data, registry, results
+from bench.checkpoint import load
+from bench.errors import BenchError
+from bench.overrides import apply_overrides
+from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
+from bench.runner import dataset_fingerprint, git_revision
+from bench.training import TrainConfig, autocast, resolve_device
+
+EVALS = "evals.jsonl"
+TRAIN_EVAL_FIELDS = ("eval_batch_size", "precision")
+
+
+def allowed_fields(model: str) -> tuple[str, ...]:
+    return tuple(getattr(registry.model_class(model), "eval_fields", ())) + TRAIN_EVAL_FIELDS
+
+
+def check_overrides(model: str, values: dict[str, str]) -> None:
+    allowed = allowed_fields(model)
+    for fld in values:
+        if fld not in allowed:
+            raise BenchError(f"{model}.{fld} cannot change after training; "
+                             f"`bench eval` may change only: {', '.join(f'{model}.{a}' for a in allowed)}")
+
+
+def find_runs(out: Path, models: list[str], dataset: str, data_dir: str | None,
+              seeds: list[int] | None, run_id: str | None) -> list[dict]:
+    """Finished runs in `out` of these models on this dataset (same file content)."""
+    fp = dataset_fingerprint(dataset, data_dir)
+    found = [r for r in results.latest_by_run(results.read(out)).values()
+             if r["model"] in models and r.get("dataset_fingerprint") == fp
+             and (seeds is None or r["seed"] in seeds) and (run_id is None or r["run_id"].startswith(run_id))]
+    if not found:
+        raise BenchError(f"no finished run of {', '.join(models)} on {dataset} in {out / results.RESULTS}"
+                         + (f" with seeds {seeds}" if seeds is not None else "")
+                         + (f" and run id {run_id}" if run_id else ""))
+    return sorted(found, key=lambda r: (models.index(r["model"]), r["seed"], r["run_id"]))
+
+
+def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str], device: str = "auto",
+               exclude_seen: bool | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:
+    """Score one run's best checkpoint on `splits`; returns the evals.jsonl record."""
+    name = record["model"]
+    check_overrides(name, values)
+    cls = registry.model_class(name)
+    stored_cfg = cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
+    config, train = apply_overrides(name, stored_cfg, TrainConfig(**record["train"]), values)
+    proto = dict(record["protocol"], ks=tuple(record["protocol"]["ks"]))
+    if exclude_seen is not None:
+        proto["exclude_seen"] = exclude_seen
+    protocol = Protocol(**proto)
+    best = out / Path(record["history"]).parent / "best.pt"
+    if not best.exists():
+        raise BenchError(f"run {record['run_id']} has no best checkpoint at {best}")
+    dev = resolve_device(device)
+    model = cls(config, ds.n_items)
+    model.load_state_dict(load(best))
+    model.to(dev).eval()
+    entry = {"run_id": record["run_id"], "model": name, "dataset": record["dataset"],
+             "dataset_fingerprint": record["dataset_fingerprint"], "seed": record["seed"],
+             "changes": {k: getattr(config, k) if hasattr(config, k) else getattr(train, k) for k in values},
+             "config": dataclasses.asdict(config), "protocol": protocol.to_dict(),
+             "stored": {s: record[s] for s in ("valid", "test")}, "device": str(dev),
+             "threads": torch.get_num_threads(), "git_revision": git_revision()}
+    if exclude_seen is not None:
+        entry["changes"]["exclude_seen"] = exclude_seen
+    for which in splits:
+        split = eval_split(ds, which, protocol)
+        t0 = time.perf_counter()
+        with autocast(dev, train.precision):
+            ranks = rank_split(model.score, split, protocol, train.eval_batch_size, dev, ds.n_items)
+        entry[f"{which}_seconds"] = round(time.perf_counter() - t0, 3)
+        entry[which] = mean_metrics(metrics_from_ranks(ranks, protocol.ks))
+    entry["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    results.append(out, entry, EVALS)
+    return entry

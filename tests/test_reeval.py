@@ -1,0 +1,86 @@
+"""`bench eval`: a finished run scored again from its best checkpoint."""
+import json
+
+import pytest
+
+from bench import reeval, results
+from bench.data import synthetic
+from bench.errors import BenchError
+from bench.runner import RunRequest, run_one
+from tests.conftest import bench_cli
+
+DIFFUREC = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "3", "eval_every": "1"}
+SASREC = {"hidden": "16", "epochs": "3", "eval_every": "1"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reeval") / "runs"
+    for model, overrides in (("diffurec", DIFFUREC), ("sasrec", SASREC)):
+        run_one(RunRequest(model=model, dataset="synthetic", seed=0, out=str(out), overrides={model: overrides}))
+    return out
+
+
+def only(out, model):
+    return reeval.find_runs(out, [model], "synthetic", None, None, None)[0]
+
+
+def test_no_change_reproduces_the_stored_metrics(trained):
+    for model in ("diffurec", "sasrec"):
+        record = only(trained, model)
+        entry = reeval.reevaluate(trained, record, synthetic(), {})
+        for split in ("valid", "test"):
+            for metric, value in record[split].items():
+                assert entry[split][metric] == pytest.approx(value, abs=1e-12), (model, split, metric)
+        assert entry["changes"] == {}
+
+
+def test_changed_reverse_process_is_recorded_apart_from_the_results(trained):
+    before = (trained / results.RESULTS).read_bytes()
+    record = only(trained, "diffurec")
+    det = reeval.reevaluate(trained, record, synthetic(), {"stochastic": "false", "inference_steps": "4"}, splits=("valid",))
+    avg = reeval.reevaluate(trained, record, synthetic(), {"eval_samples": "3"}, splits=("valid",))
+    assert det["changes"] == {"stochastic": False, "inference_steps": 4}
+    assert det["config"]["inference_steps"] == 4 and avg["config"]["eval_samples"] == 3
+    assert "test" not in det and det["valid_seconds"] > 0
+    # other reverse draws give other scores: at least one metric moves
+    assert any(det["valid"][m] != record["valid"][m] for m in record["valid"])
+    assert any(avg["valid"][m] != record["valid"][m] for m in record["valid"])
+    assert (trained / results.RESULTS).read_bytes() == before           # trained runs untouched
+    lines = [json.loads(line) for line in (trained / reeval.EVALS).read_text().splitlines()]
+    assert [line["changes"] for line in lines[-2:]] == [det["changes"], avg["changes"]]
+    assert all(line["run_id"] == record["run_id"] for line in lines[-2:])
+
+
+def test_exclude_seen_can_change_and_never_lowers_ranks(trained):
+    record = only(trained, "sasrec")
+    entry = reeval.reevaluate(trained, record, synthetic(), {}, exclude_seen=True, splits=("test",))
+    assert entry["protocol"]["exclude_seen"] is True and entry["changes"] == {"exclude_seen": True}
+    # removing candidates can only move the target up
+    assert entry["test"]["hr@10"] >= record["test"]["hr@10"]
+
+
+def test_training_fields_are_refused(trained):
+    with pytest.raises(BenchError, match="cannot change after training.*diffurec.eval_samples"):
+        reeval.check_overrides("diffurec", {"hidden": "64"})
+    with pytest.raises(BenchError, match="cannot change after training"):
+        reeval.check_overrides("sasrec", {"dropout": "0.1"})
+    reeval.check_overrides("sasrec", {"eval_batch_size": "64", "precision": "fp32"})
+
+
+def test_cli_table_and_errors(trained):
+    ok = bench_cli("eval", "--models", "sasrec", "--dataset", "synthetic", "--out", str(trained),
+                   "--set", "sasrec.eval_batch_size=7", "--split", "test")
+    assert ok.returncode == 0, ok.stderr
+    assert "sasrec" in ok.stdout and "eval_batch_size=7" in ok.stdout and "->" in ok.stdout
+    before = (trained / results.RESULTS).read_bytes()
+    for args, message in (
+        (["--models", "diffurec", "--set", "diffurec.blocks=2"], "cannot change after training"),
+        (["--models", "sasrec", "--seeds", "5,6"], "no finished run of sasrec"),
+        (["--models", "sasrec", "--split", "train"], "unknown --split"),
+    ):
+        bad = bench_cli("eval", "--dataset", "synthetic", "--out", str(trained), *args)
+        assert bad.returncode == 2, (args, bad.stdout)
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, bad.stderr)
+    assert (trained / results.RESULTS).read_bytes() == before
