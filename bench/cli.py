@@ -34,6 +34,14 @@ def parse_seeds(spec: str) -> list[int]:
     return list(range(n))
 
 
+def parse_seed_list(spec: str) -> list[int]:
+    """'0' -> [0]; '0,2' -> [0, 2]: seeds named one by one."""
+    try:
+        return [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"bad --seed '{spec}'; give seeds like 0 or 0,2") from None
+
+
 @app.command()
 def run(
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names, or 'all' (the default)."),
@@ -105,7 +113,7 @@ def eval_runs(
     models: str = typer.Option(..., "--models", help="Comma-separated model names."),
     dataset: str = typer.Option(..., "--dataset", help="The dataset the runs trained on."),
     out: Path = typer.Option(Path("runs"), "--out", help="The results folder of the runs."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds to evaluate (count or list); default all."),
+    seed: Optional[str] = typer.Option(None, "--seed", help="The seeds to evaluate, e.g. 0 or 0,2; default all."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Only the run whose id starts with this."),
     sets: List[str] = typer.Option([], "--set", help="An evaluation-time field: MODEL.FIELD=VALUE (repeatable)."),
     exclude_seen: Optional[bool] = typer.Option(None, "--exclude-seen/--include-seen",
@@ -127,7 +135,7 @@ def eval_runs(
         reeval.check_overrides(name, overrides.get(name, {}))
     directory = str(data_dir) if data_dir else None
     ds = data.resolve(dataset, data_dir)
-    found = reeval.find_runs(out, names, dataset, directory, parse_seeds(seeds) if seeds else None, run_id)
+    found = reeval.find_runs(out, names, dataset, directory, parse_seed_list(seed) if seed else None, run_id)
     splits = ("valid", "test") if split == "both" else (split,)
     table = Table(title=f"{dataset}: stored -> re-evaluated (%)", title_justify="left")
     for col in ("model", "seed", "run", "changes", *(f"{s} {m}" for s in splits for m in ("HR@10", "NDCG@10")), "s"):

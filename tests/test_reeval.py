@@ -76,7 +76,8 @@ def test_cli_table_and_errors(trained):
     before = (trained / results.RESULTS).read_bytes()
     for args, message in (
         (["--models", "diffurec", "--set", "diffurec.blocks=2"], "cannot change after training"),
-        (["--models", "sasrec", "--seeds", "5,6"], "no finished run of sasrec"),
+        (["--models", "sasrec", "--seed", "5,6"], "no finished run of sasrec"),
+        (["--models", "sasrec", "--seed", "x"], "bad --seed"),
         (["--models", "sasrec", "--split", "train"], "unknown --split"),
     ):
         bad = bench_cli("eval", "--dataset", "synthetic", "--out", str(trained), *args)
