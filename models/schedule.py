@@ -92,7 +92,8 @@ class NoiseSchedule(nn.Module):
             "posterior_mean_coef2": (1 - abar_prev) * alphas.sqrt() / (1 - abar),
             "posterior_variance": post_var,
             # as DiffuRec: the t=0 variance (zero) is replaced by that of t=1
-            "model_log_variance": torch.log(torch.cat([post_var[1:2], betas[1:]])),
+            # (a one-step process has only t = 0, which adds no noise: beta stands in)
+            "model_log_variance": torch.log(torch.cat([post_var[1:2], betas[1:]]) if len(betas) > 1 else betas),
             "timestep_map": torch.tensor(use_timesteps if use_timesteps is not None else range(steps)),
         }
         for key, value in consts.items():
