@@ -1,6 +1,7 @@
 """Mean +- std over seeds of result records, as rows for a terminal table."""
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 
@@ -11,14 +12,34 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def variant(record: dict) -> str:
+    """Runs that differ only in seed share this key (the eval batch size changes speed only)."""
+    train = {k: v for k, v in record.get("train", {}).items() if k != "eval_batch_size"}
+    return json.dumps([record.get("config"), train, record.get("protocol")], sort_keys=True)
+
+
+def differences(record: dict, peers: list[dict]) -> str:
+    """The fields where `record` differs from some other variant of its model, e.g. 'hidden=256'."""
+    out = [f"{k}={v}" for section in ("config", "train", "protocol")
+           for k, v in sorted(record.get(section, {}).items())
+           if k != "eval_batch_size" and any(p.get(section, {}).get(k) != v for p in peers)]
+    return ", ".join(out)
+
+
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per (dataset, model): metrics in percent, mean +- std over seeds."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    """One row per (dataset, model, config): metrics in percent, mean +- std over seeds.
+    A model run with several configs gets one row each, labelled by what differs."""
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for r in records:
-        groups[(r["dataset"], r["model"])].append(r)
+        groups[(r["dataset"], r["model"], variant(r))].append(r)
+    heads: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for (dataset, model, _), recs in groups.items():
+        heads[(dataset, model)].append(recs[0])
     rows = []
-    for (dataset, model), recs in groups.items():
-        row = {"dataset": dataset, "model": model, "seeds": len(recs),
+    for (dataset, model, _), recs in groups.items():
+        peers = heads[(dataset, model)]
+        label = differences(recs[0], peers) if len(peers) > 1 else ""
+        row = {"dataset": dataset, "model": f"{model} ({label})" if label else model, "seeds": len(recs),
                "epochs": statistics.fmean(r["best_epoch"] for r in recs),
                "train_s": statistics.fmean(r["train_seconds"] for r in recs)}
         for col in COLUMNS:

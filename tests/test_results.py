@@ -63,3 +63,21 @@ def test_parallel_jobs_write_every_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = results.read(tmp_path)
     assert sorted((r["model"], r["seed"]) for r in records) == [("pop", 0), ("pop", 1), ("sasrec", 0), ("sasrec", 1)]
+
+
+def test_summary_keeps_configs_apart_and_merges_seeds():
+    from bench.summary import summarize
+
+    def rec(seed, hidden, ndcg, batch=1024):
+        return {"dataset": "beauty", "model": "sasrec", "seed": seed, "best_epoch": 10, "train_seconds": 1.0,
+                "config": {"hidden": hidden, "dropout": 0.5}, "train": {"lr": 1e-3, "eval_batch_size": batch},
+                "protocol": {"max_len": 50}, "valid": {"ndcg@10": ndcg},
+                "test": {k: ndcg for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")}}
+
+    rows = summarize([rec(0, 128, 0.04), rec(1, 128, 0.06, batch=64), rec(0, 256, 0.05)])
+    by_model = {r["model"]: r for r in rows}
+    assert set(by_model) == {"sasrec (hidden=128)", "sasrec (hidden=256)"}
+    assert by_model["sasrec (hidden=128)"]["seeds"] == 2
+    assert by_model["sasrec (hidden=128)"]["ndcg@10"][0] == pytest.approx(5.0)
+    assert by_model["sasrec (hidden=256)"]["seeds"] == 1
+    assert [r["model"] for r in summarize([rec(0, 128, 0.04), rec(1, 128, 0.05)])] == ["sasrec"]
