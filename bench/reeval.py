@@ -26,7 +26,7 @@ from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_rank
 from bench.runner import dataset_fingerprint, git_revision
 from bench.training import TrainConfig, autocast, resolve_device
 
-EVALS = "evals.jsonl"
+EVALS = results.EVALS
 TRAIN_EVAL_FIELDS = ("eval_batch_size", "precision")
 
 

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 RESULTS = "results.jsonl"
+EVALS = "evals.jsonl"            # `bench eval` lines: re-scored runs, never read as trained runs
 
 
 def append(out_dir: Path, record: dict, name: str = RESULTS) -> None:

@@ -73,6 +73,9 @@ def make_tables(coll: Collection, reference: str, test: str) -> list[tables.Tabl
         out.append(tables.ablation(study, d, m, runs))
     if not coll.studies():
         coll.notes.append("No study runs (bench ablate / bench tune) found: no ablation tables or curves.")
+    again = tables.reevaluations(coll)
+    if again:
+        out.append(again)
     return out
 
 

@@ -19,6 +19,7 @@ from bench.errors import BenchError
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
 SELECT = "ndcg@10"                      # model selection metric (validation only)
 TRAJECTORY = "trajectory.npz"
+EVALS = store.EVALS
 # Order and names used in every table and figure; unknown models follow, sorted.
 DISPLAY = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "sasrec": "SASRec",
            "bert4rec": "BERT4Rec", "svae": "SVAE", "pop": "MostPop"}
@@ -131,6 +132,7 @@ class Collection:
     tagged: list[Run] = field(default_factory=list)     # one per (study, run id): what ablations use
     journals: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)     # `bench eval` lines (evals.jsonl), latest per change
 
     def variants(self, runs: list[Run] | None = None) -> list[Variant]:
         groups: dict[str, list[Run]] = {}
@@ -202,7 +204,21 @@ def collect(dirs: list[Path]) -> Collection:
                                  f"seed {run.record['seed']}): {key} file {path} is missing")
     journals = sorted({p for d in dirs for pattern in ("*.log", "*journal*") for p in d.rglob(pattern)
                        if p.is_file() and not p.name.endswith(".lock") and is_journal(p)})
-    return Collection(runs, sorted(tagged.values(), key=run_order), journals)
+    return Collection(runs, sorted(tagged.values(), key=run_order), journals, evals=read_evals(files, latest))
+
+
+def read_evals(files: list[Path], runs: dict[str, Run]) -> list[dict]:
+    """`bench eval` lines of the collected runs; a repeated (run, change) keeps its latest line."""
+    latest: dict[str, dict] = {}
+    for path in files:
+        for e in store.read(path.parent, EVALS):
+            if e.get("run_id") in runs and "changes" in e:
+                key = json.dumps([e["run_id"], e["changes"], sorted(k for k in ("valid", "test") if k in e)],
+                                 sort_keys=True)
+                if key not in latest or e.get("finished_at", "") >= latest[key].get("finished_at", ""):
+                    latest[key] = e
+    return sorted(latest.values(), key=lambda e: (e["dataset"], e["model"], e["seed"], e["run_id"],
+                                                  json.dumps(e["changes"], sort_keys=True)))
 
 
 def run_order(run: Run) -> tuple:

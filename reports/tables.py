@@ -7,7 +7,8 @@ from reports.collect import METRICS, SELECT, Collection, Run, Variant, display, 
 from reports.stats import ALPHA, TESTS, holm, paired_p
 
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
-           "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10"}
+           "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10",
+           "valid hr@10": "Val HR@10"}
 DAGGER = "†"        # on a model's cell: the reference model differs from it significantly (Holm, p < ALPHA)
 STAR = "*"          # on an Improv. cell: the reference beats the best other model significantly
 
@@ -172,3 +173,28 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
                  f"Study '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
                  f"mean ± std over seeds; best in bold, second underlined.",
                  ["Setting", "Seeds"], metrics, rows, notes=notes)
+
+
+def reevaluations(coll: Collection) -> Table | None:
+    """`bench eval` results: each re-scored run as trained, then once per evaluation-time change."""
+    if not coll.evals:
+        return None
+    metrics = ["valid hr@10", "valid ndcg@10", "hr@10", "ndcg@10"]
+
+    def cells(source: dict) -> list[Cell | None]:
+        return [Cell(100 * source[split][m]) if split in source else None
+                for split, m in (("valid", k.removeprefix("valid ")) if k.startswith("valid") else ("test", k)
+                                 for k in metrics)]
+
+    rows, seen = [], set()
+    for e in coll.evals:
+        head = (e["dataset"], e["model"], e["seed"], e["run_id"])
+        if head not in seen:
+            seen.add(head)
+            rows.append(Row([e["dataset"], display(e["model"]), str(e["seed"]), "as trained"], cells(e["stored"])))
+        change = ", ".join(f"{k}={v}" for k, v in e["changes"].items()) or "nothing (reproduction)"
+        rows.append(Row([e["dataset"], display(e["model"]), str(e["seed"]), change], cells(e)))
+    return Table("reevaluations", "re-evaluated runs",
+                 "Finished runs scored again from their best checkpoint with evaluation-time settings changed "
+                 "(bench eval): validation and test metrics (%), one seed per row; an empty cell was not evaluated.",
+                 ["Dataset", "Model", "Seed", "Evaluation"], metrics, rows)

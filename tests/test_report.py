@@ -219,3 +219,28 @@ def test_bad_input_is_one_error_line(runs, tmp_path):
         args = {"dirs": [runs], "out": tmp_path / "out", "formats": {"md"}, **kwargs}
         with pytest.raises(BenchError, match=needle):
             build_report(**args)
+
+
+def test_reevaluations_table(runs, tmp_path):
+    from bench import reeval
+    from bench.data import synthetic
+
+    folder = tmp_path / "runs"
+    shutil.copytree(runs, folder)
+    record = reeval.find_runs(folder, ["diffurecsys"], "synthetic", None, [0], None)[0]
+    same = reeval.reevaluate(folder, record, synthetic(), {})
+    fast = reeval.reevaluate(folder, record, synthetic(), {"inference_steps": "1"}, splits=("valid",))
+    out = tmp_path / "out"
+    proc = bench_cli("report", str(folder), "--out", str(out), "--format", "md,csv")
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "tables" / "reevaluations.md").read_text()
+    rows = {line.split("|")[4].strip(): [c.strip() for c in line.strip().strip("|").split("|")[4:]]
+            for line in text.splitlines() if line.startswith("| synthetic")}
+    as_trained = [f"{100 * record[s][m]:.2f}" for s, m in
+                  (("valid", "hr@10"), ("valid", "ndcg@10"), ("test", "hr@10"), ("test", "ndcg@10"))]
+    assert rows["as trained"] == as_trained
+    assert rows["nothing (reproduction)"] == as_trained            # the stored figures come back
+    assert rows["inference_steps=1"][:2] == [f"{100 * fast['valid'][m]:.2f}" for m in ("hr@10", "ndcg@10")]
+    assert rows["inference_steps=1"][2:] == ["", ""]              # test was not evaluated
+    assert same["changes"] == {} and "re-evaluated runs" in (out / "report.md").read_text()
+    assert len((out / "tables" / "reevaluations.csv").read_text().splitlines()) == 4    # header + 3 rows
