@@ -15,6 +15,7 @@ import numpy as np
 
 from bench import results as store
 from bench.errors import BenchError
+from bench.summary import variant
 
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
 SELECT = "ndcg@10"                      # model selection metric (validation only)
@@ -76,10 +77,8 @@ class Run:
 
 
 def variant_key(record: dict) -> str:
-    """Runs differing only in seed are one variant (eval batch size changes speed, not results)."""
-    train = {k: v for k, v in record["train"].items() if k != "eval_batch_size"}
-    return json.dumps([record["model"], record.get("dataset_fingerprint", record["dataset"]), record["config"], train,
-                       record["protocol"]], sort_keys=True)
+    """Runs differing only in seed are one variant: model, dataset file and `bench.summary.variant`."""
+    return json.dumps([record["model"], record.get("dataset_fingerprint", record["dataset"])]) + variant(record)
 
 
 def table_label(record: dict) -> str:

@@ -179,12 +179,11 @@ def reevaluations(coll: Collection) -> Table | None:
     """`bench eval` results: each re-scored run as trained, then once per evaluation-time change."""
     if not coll.evals:
         return None
-    metrics = ["valid hr@10", "valid ndcg@10", "hr@10", "ndcg@10"]
+    columns = [("valid", "hr@10"), ("valid", "ndcg@10"), ("test", "hr@10"), ("test", "ndcg@10")]
+    metrics = [f"valid {m}" if split == "valid" else m for split, m in columns]
 
     def cells(source: dict) -> list[Cell | None]:
-        return [Cell(100 * source[split][m]) if split in source else None
-                for split, m in (("valid", k.removeprefix("valid ")) if k.startswith("valid") else ("test", k)
-                                 for k in metrics)]
+        return [Cell(100 * source[split][m]) if split in source else None for split, m in columns]
 
     rows, seen = [], set()
     for e in coll.evals:
