@@ -86,7 +86,7 @@ def run(
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
     requests = [runner.RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
                                   overrides=overrides, device=device, data_dir=directory, force=force,
-                                  progress=sys.stderr.isatty() and jobs == 1)
+                                  progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines")
                 for m in names for s in seed_list]
     records = runner.run_grid(requests, jobs, backend, scheduler)
     skipped = sum(1 for r in records if r.get("skipped"))

@@ -1,5 +1,8 @@
-"""Progress display for the training loop: rich bars, or nothing."""
+"""Progress display for the training loop: rich bars on a terminal, plain lines in a log, or nothing."""
 from __future__ import annotations
+
+import sys
+import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -50,3 +53,38 @@ class RichProgress(NullProgress):
 
     def close(self) -> None:
         self.bar.stop()
+
+
+class LineProgress(NullProgress):
+    """One flushed line per validation, for logs (nohup, batch schedulers, parallel workers).
+
+    A rich bar writes nothing once stderr is not a terminal, so a run of several hours
+    would otherwise be silent until it ends.
+    """
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.epoch, self.epochs, self.loss = 0, 0, float("nan")
+        self.t0 = time.perf_counter()
+
+    def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None:
+        self.epoch, self.epochs, self.total, self.n = epoch, epochs, 0.0, 0
+
+    def advance(self, loss: float) -> None:
+        self.total += loss
+        self.n += 1
+
+    def evaluated(self, ndcg10: float) -> None:
+        loss = self.total / self.n if getattr(self, "n", 0) else float("nan")
+        print(f"{self.label}: epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  val ndcg@10 {ndcg10:.4f}  "
+              f"{time.perf_counter() - self.t0:.0f} s", file=self.stream, flush=True)
+
+
+def make(kind: str, label: str) -> NullProgress:
+    """`bar`, `lines` or `none`."""
+    if kind == "bar":
+        return RichProgress(label)
+    if kind == "lines":
+        return LineProgress(label)
+    return NullProgress()

@@ -19,6 +19,7 @@ import torch
 import bench
 from bench import data, registry, results
 from bench.errors import BenchError
+from bench.progress import make as make_progress
 from bench.protocol import Protocol, eval_split, metrics_from_ranks
 from bench.training import EvalCallback, Trainer, resolve_device
 
@@ -34,7 +35,7 @@ class RunRequest:
     device: str = "auto"
     data_dir: str | None = None
     force: bool = False
-    progress: bool = False
+    progress: str = "none"             # bar | lines | none (bench.progress.make)
     threads: int = 0            # torch intra-op threads; 0 = leave the default
     tags: dict = field(default_factory=dict)    # merged into the record (a study's "study", "trial", "params")
     on_eval: EvalCallback | None = None         # see Trainer; a study reports to its pruner here
@@ -135,10 +136,7 @@ def run_one(req: RunRequest) -> dict:
     device = resolve_device(req.device)
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items)
-    progress = None
-    if req.progress:
-        from bench.progress import RichProgress
-        progress = RichProgress(f"{spec.name} seed {req.seed}")
+    progress = make_progress(req.progress, f"{spec.name} {ds.name} seed {req.seed}")
     outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress, req.on_eval).run()
     write_history(run_dir / "history.csv", outcome.history)
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
@@ -175,7 +173,8 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
     from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    requests = [dataclasses.replace(r, progress=False, threads=threads) for r in requests]
+    requests = [dataclasses.replace(r, progress="lines" if r.progress != "none" else "none", threads=threads)
+                for r in requests]
     return Parallel(n_jobs=jobs)(delayed(run_one)(r) for r in requests)
 
 
@@ -189,6 +188,6 @@ def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict
         client = Client(scheduler, timeout="20s")
     except OSError as e:
         raise BenchError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-    requests = [dataclasses.replace(r, progress=False) for r in requests]
+    requests = [dataclasses.replace(r, progress="none") for r in requests]
     with client, parallel_config(backend="dask"):
         return Parallel(n_jobs=-1)(delayed(run_one)(r) for r in requests)

@@ -48,6 +48,8 @@ def test_rerun_skips_finished_runs_unless_forced(tmp_path):
     assert (tmp_path / record["history"]).exists() and (tmp_path / record["per_user"]).exists()
     per_user = (tmp_path / record["per_user"]).read_text().splitlines()
     assert per_user[0].startswith("user,rank,hr@5") and len(per_user) == 1 + 600
+    # stderr is not a terminal here: each validation is logged as one plain line
+    assert "sasrec synthetic seed 1: epoch 2/2  loss " in first.stderr
 
     again = bench_cli(*args)
     assert again.returncode == 0 and "4 of 4 runs were already finished" in again.stdout
@@ -63,6 +65,7 @@ def test_parallel_jobs_write_every_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     records = results.read(tmp_path)
     assert sorted((r["model"], r["seed"]) for r in records) == [("pop", 0), ("pop", 1), ("sasrec", 0), ("sasrec", 1)]
+    assert "sasrec synthetic seed 0: epoch 1/1" in proc.stderr and "sasrec synthetic seed 1: epoch 1/1" in proc.stderr
 
 
 def test_summary_keeps_configs_apart_and_merges_seeds():
