@@ -19,6 +19,7 @@ import torch
 import bench
 from bench import data, registry, results
 from bench.errors import BenchError
+from bench.fields import identity
 from bench.progress import make as make_progress
 from bench.protocol import Protocol, eval_split, metrics_from_ranks
 from bench.training import EvalCallback, Trainer, resolve_device
@@ -51,9 +52,8 @@ def dataset_fingerprint(spec: str, directory: str | None) -> str:
 
 
 def run_id(spec: registry.ModelSpec, dataset_fp: str, seed: int, protocol: Protocol) -> str:
-    train = dataclasses.asdict(spec.train)
-    train.pop("eval_batch_size")            # changes speed, not results
-    key = {"model": spec.name, "config": dataclasses.asdict(spec.config), "train": train,
+    key = {"model": spec.name, "config": identity(dataclasses.asdict(spec.config)),
+           "train": identity(dataclasses.asdict(spec.train)),
            "protocol": protocol.to_dict(), "dataset": dataset_fp, "seed": seed}
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 

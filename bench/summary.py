@@ -5,6 +5,8 @@ import json
 import statistics
 from collections import defaultdict
 
+from bench.fields import identity
+
 COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
 
 
@@ -13,16 +15,15 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def variant(record: dict) -> str:
-    """Runs that differ only in seed share this key (the eval batch size changes speed only)."""
-    train = {k: v for k, v in record.get("train", {}).items() if k != "eval_batch_size"}
-    return json.dumps([record.get("config"), train, record.get("protocol")], sort_keys=True)
+    """Runs that differ only in seed share this key (see bench.fields)."""
+    return json.dumps([identity(record.get(s, {})) for s in ("config", "train", "protocol")], sort_keys=True)
 
 
 def differences(record: dict, peers: list[dict]) -> str:
     """The fields where `record` differs from some other variant of its model, e.g. 'hidden=256'."""
     out = [f"{k}={v}" for section in ("config", "train", "protocol")
-           for k, v in sorted(record.get(section, {}).items())
-           if k != "eval_batch_size" and any(p.get(section, {}).get(k) != v for p in peers)]
+           for k, v in sorted(identity(record.get(section, {})).items())
+           if any(identity(p.get(section, {})).get(k) != v for p in peers)]
     return ", ".join(out)
 
 

@@ -80,7 +80,7 @@ def test_padding_cannot_change_any_output(attention, cross_kind):
     dict(attention="cross+self", cross_kind="linear"),
     dict(offset_noise=0.3, offset_kind="per_example"), dict(offset_noise=0.3, offset_kind="elementwise"),
     dict(inference_steps=3), dict(inference_steps=1), dict(stochastic=False), dict(eval_samples=3), dict(timestep_sampler="lossaware"),
-    dict(schedule="cosine"), dict(lambda_std=0.0),
+    dict(schedule="cosine"), dict(lambda_std=0.0), dict(init_std=1.0),
 ])
 def test_variants_train_and_score(kw):
     model = small(**kw).train()
@@ -151,3 +151,8 @@ def test_run_writes_the_trajectory_file(tmp_path):
     z = np.load(run_dir / "trajectory.npz")
     assert z["x"].shape == (5, 8, 16) and z["item_emb"].shape == (121, 16)
     assert z["topk"].shape == (8, 10) and (z["topk"] > 0).all() and z["targets"].shape == (8,)
+
+
+def test_init_std_sets_the_item_embedding_scale():
+    assert small().item.weight.std().item() == pytest.approx(small().cfg.hidden ** -0.5, rel=0.2)
+    assert small(init_std=1.0).item.weight.std().item() == pytest.approx(1.0, rel=0.2)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import multiprocessing as mp
 
@@ -84,3 +85,49 @@ def test_summary_keeps_configs_apart_and_merges_seeds():
     assert by_model["sasrec (hidden=128)"]["ndcg@10"][0] == pytest.approx(5.0)
     assert by_model["sasrec (hidden=256)"]["seeds"] == 1
     assert [r["model"] for r in summarize([rec(0, 128, 0.04), rec(1, 128, 0.05)])] == ["sasrec"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OlderConfig:
+    """DiffuRec's config as it was before `init_std` was added."""
+    hidden: int
+    blocks: int
+    heads: int
+    dropout: float
+    emb_dropout: float
+    attention: str
+    cross_kind: str
+    diffusion_steps: int
+    schedule: str
+    timestep_sampler: str
+    rescale_timesteps: bool
+    lambda_mean: float
+    lambda_std: float
+    offset_noise: float
+    offset_kind: str
+    inference_steps: int
+    stochastic: bool
+    eval_samples: int
+
+
+def test_a_field_added_later_keeps_stored_runs_the_same_runs():
+    from bench import registry
+    from bench.protocol import Protocol
+    from bench.runner import run_id
+    from bench.summary import summarize
+
+    default, changed = registry.resolve("diffurec"), registry.resolve("diffurec", {"diffurec": {"init_std": "1.0"}})
+    assert run_id(default, "fp", 0, Protocol()) != run_id(changed, "fp", 0, Protocol())
+    # the id of the default config is the one computed before init_std existed
+    older = dataclasses.replace(default, config=OlderConfig(**{k: v for k, v in dataclasses.asdict(default.config).items()
+                                                               if k != "init_std"}))
+    assert run_id(older, "fp", 0, Protocol()) == run_id(default, "fp", 0, Protocol())
+
+    def rec(seed, config):
+        return {"dataset": "beauty", "model": "diffurec", "seed": seed, "best_epoch": 10, "train_seconds": 1.0,
+                "config": config, "train": {"lr": 1e-3}, "protocol": {"max_len": 50}, "valid": {"ndcg@10": 0.05},
+                "test": {k: 0.05 for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")}}
+
+    rows = summarize([rec(0, {"hidden": 128}), rec(1, {"hidden": 128, "init_std": 0.0}),
+                      rec(0, {"hidden": 128, "init_std": 1.0})])
+    assert sorted((r["model"], r["seeds"]) for r in rows) == [("diffurec", 2), ("diffurec (init_std=1.0)", 1)]

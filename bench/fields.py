@@ -1,0 +1,23 @@
+"""Which config fields make two runs different runs.
+
+Run ids (bench.runner.run_id) and the grouping of stored results
+(bench.summary.variant) both come from here, so they never disagree.
+"""
+from __future__ import annotations
+
+# Change speed, never results.
+SPEED_ONLY = frozenset({"eval_batch_size"})
+
+# Fields added after results were stored, with the value that keeps the earlier
+# behaviour. At that value a field is left out of a run's identity, so a run
+# stored before the field existed is still the same run (found by `bench run`,
+# grouped with its new seeds by `bench results` and `bench report`).
+LATER_FIELDS: dict[str, object] = {
+    "init_std": 0.0,            # DiffuRec / DiffuRecSys item-embedding init
+}
+
+
+def identity(section: dict) -> dict:
+    """`section` (a config, train config or protocol dict) without the fields above."""
+    return {k: v for k, v in section.items()
+            if k not in SPEED_ONLY and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
