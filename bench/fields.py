@@ -14,6 +14,7 @@ SPEED_ONLY = frozenset({"eval_batch_size"})
 # grouped with its new seeds by `bench results` and `bench report`).
 LATER_FIELDS: dict[str, object] = {
     "init_std": 0.0,            # DiffuRec / DiffuRecSys item-embedding init
+    "block_dropout": False,     # DiffuRec / DiffuRecSys dropout after each block
 }
 
 

@@ -9,6 +9,8 @@ Variants (config field `attention`):
 - "cross+self" (DiffuRecSys): each block is cross-attention, then
   self-attention, then feed-forward, each a pre-norm residual; every block
   feeds the next.
+`block_dropout` also drops out the residual stream at the end of every block,
+as the DiffuRec code's TransformerBlock does.
 In the cross variants the query is lambda * (x_t + time embedding), one
 vector per example, and its attention output is added to every history
 position (the residual stream stays (B, L, D)).
@@ -63,8 +65,10 @@ class CrossAttention(nn.Module):
 
 
 class ApproximatorBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float, attention: str, cross_kind: str):
+    def __init__(self, dim: int, heads: int, dropout: float, attention: str, cross_kind: str,
+                 block_dropout: bool = False):
         super().__init__()
+        self.block_dropout = block_dropout
         self.use_cross, self.use_self = attention in ("cross", "cross+self"), attention in ("self", "cross+self")
         if self.use_cross:
             self.ln_q, self.ln_cross = nn.LayerNorm(dim), nn.LayerNorm(dim)
@@ -86,15 +90,18 @@ class ApproximatorBlock(nn.Module):
             x = (x[:, -1:] if last_only else x) + attended
         elif last_only:
             x = x[:, -1:]
-        return x + self.drop(self.ff(self.ln_ff(x)))
+        x = x + self.drop(self.ff(self.ln_ff(x)))
+        return self.drop(x) if self.block_dropout else x
 
 
 class Approximator(nn.Module):
-    def __init__(self, dim: int, blocks: int, heads: int, dropout: float, attention: str, cross_kind: str):
+    def __init__(self, dim: int, blocks: int, heads: int, dropout: float, attention: str, cross_kind: str,
+                 block_dropout: bool = False):
         super().__init__()
         self.dim, self.attention = dim, attention
         self.time_mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, dim))
-        self.blocks = nn.ModuleList(ApproximatorBlock(dim, heads, dropout, attention, cross_kind) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ApproximatorBlock(dim, heads, dropout, attention, cross_kind, block_dropout)
+                                    for _ in range(blocks))
         self.drop = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 

@@ -46,6 +46,7 @@ class DiffuRecConfig:
     inference_steps: int = 0            # reverse steps; 0 = all T, fewer = strided
     stochastic: bool = True             # add noise at each reverse step
     eval_samples: int = 1               # reverse draws averaged per score
+    block_dropout: bool = False         # dropout on the residual stream after each block (the DiffuRec code)
     init_std: float = 0.0               # item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code
 
     def validate(self):
@@ -78,7 +79,8 @@ class DiffuRec(nn.Module):
         nn.init.normal_(self.item.weight, std=cfg.init_std or cfg.hidden ** -0.5)
         self.emb_drop = Dropout(cfg.emb_dropout)
         self.emb_norm = nn.LayerNorm(cfg.hidden)
-        self.approximator = Approximator(cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.attention, cfg.cross_kind)
+        self.approximator = Approximator(cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.attention, cfg.cross_kind,
+                                         cfg.block_dropout)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps)
         steps = cfg.inference_steps or cfg.diffusion_steps
         self.reverse_schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps,

@@ -80,7 +80,7 @@ def test_padding_cannot_change_any_output(attention, cross_kind):
     dict(attention="cross+self", cross_kind="linear"),
     dict(offset_noise=0.3, offset_kind="per_example"), dict(offset_noise=0.3, offset_kind="elementwise"),
     dict(inference_steps=3), dict(inference_steps=1), dict(stochastic=False), dict(eval_samples=3), dict(timestep_sampler="lossaware"),
-    dict(schedule="cosine"), dict(lambda_std=0.0), dict(init_std=1.0),
+    dict(schedule="cosine"), dict(lambda_std=0.0), dict(init_std=1.0), dict(block_dropout=True),
 ])
 def test_variants_train_and_score(kw):
     model = small(**kw).train()
