@@ -35,7 +35,12 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    # constant; cosine over `epochs`; step: x lr_decay every lr_step epochs (the DiffuRec code:
+    # 100, 0.1); plateau: when early stopping would stop, x lr_decay and go on, lr_drops times
+    lr_schedule: Literal["constant", "cosine", "step", "plateau"] = "constant"
+    lr_decay: float = 0.1
+    lr_step: int = 100
+    lr_drops: int = 1
     eval_every: int = 1
     patience: int = 10          # evaluations without improvement before stopping
     eval_batch_size: int = 1024
@@ -46,7 +51,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.length_buckets < 0:
             raise BenchError("train.length_buckets must be >= 0")
-        for name in ("batch_size", "eval_every", "patience", "eval_batch_size"):
+        if not 0 < self.lr_decay <= 1 or self.lr_drops < 0:
+            raise BenchError("train.lr_decay must be in (0, 1] and train.lr_drops >= 0")
+        for name in ("batch_size", "eval_every", "patience", "eval_batch_size", "lr_step"):
             if getattr(self, name) < 1:
                 raise BenchError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.epochs < 0 or self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
@@ -124,17 +131,31 @@ class Trainer:
         self.progress = progress or NullProgress()
         self.on_eval = on_eval
         self.ckpt_path, self.best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
-        self.optimizer = make_optimizer(model, cfg)
-        self.scheduler = self._make_scheduler()
+        self.epoch_lr = float("nan")
         self.state = {"epoch": 0, "best_epoch": 0, "best_score": -math.inf, "best_valid": {},
                       "bad_evals": 0, "stopped": False, "history": [], "train_seconds": 0.0, "eval_seconds": 0.0}
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = self._make_scheduler()
 
     def _make_scheduler(self):
         if self.optimizer is None:
             return None
         if self.cfg.lr_schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(self.cfg.epochs, 1))
+        if self.cfg.lr_schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(self.optimizer, self.cfg.lr_step, self.cfg.lr_decay)
+        if self.cfg.lr_schedule == "plateau":     # reads the state at each step, so it survives a resume
+            return torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda _: self.cfg.lr_decay ** self.state.get("lr_drops_done", 0))
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+
+    def _drop_lr(self) -> None:
+        """plateau: cut the lr now (the scheduler keeps it there) and give the run a fresh patience."""
+        s = self.state
+        s["lr_drops_done"] = s.get("lr_drops_done", 0) + 1
+        s["bad_evals"] = 0
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * self.cfg.lr_decay ** s["lr_drops_done"]
 
     # -- checkpoints -------------------------------------------------------
     def _save_checkpoint(self) -> None:
@@ -173,13 +194,16 @@ class Trainer:
         metrics = mean_metrics(metrics_from_ranks(self._ranks(split), self.protocol.ks))
         s = self.state
         s["eval_seconds"] += time.perf_counter() - t0
-        s["history"].append({"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in metrics.items()},
+        s["history"].append({"epoch": epoch, "loss": loss, "lr": self.epoch_lr, **{f"valid_{k}": v for k, v in metrics.items()},
                              "train_seconds": s["train_seconds"], "eval_seconds": s["eval_seconds"]})
         if metrics[SELECT_METRIC] > s["best_score"]:
             s.update(best_score=metrics[SELECT_METRIC], best_epoch=epoch, best_valid=metrics, bad_evals=0)
             atomic_torch_save(self.model.state_dict(), self.best_path)
         else:
             s["bad_evals"] += 1
+        if (s["bad_evals"] >= self.cfg.patience and self.cfg.lr_schedule == "plateau"
+                and s.get("lr_drops_done", 0) < self.cfg.lr_drops):
+            self._drop_lr()
         s["stopped"] = s["bad_evals"] >= self.cfg.patience
         self.progress.evaluated(metrics[SELECT_METRIC])
         self._save_checkpoint()
@@ -192,6 +216,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         n = batching.n_batches(examples, self.cfg.batch_size)
         self.progress.start_epoch(epoch, self.cfg.epochs, n)
+        self.epoch_lr = self.optimizer.param_groups[0]["lr"]          # the lr this epoch trains with
         total, t0 = 0.0, time.perf_counter()
         for i, batch in enumerate(batching.epoch_batches(examples, fmt, self.cfg.batch_size, gen, self.cfg.length_buckets)):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
