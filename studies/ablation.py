@@ -15,7 +15,7 @@ from bench import registry
 from bench.errors import BenchError
 from bench.runconfig import raw
 
-ABLATIONS = ("offset_noise", "diffusion_steps", "attention")
+ABLATIONS = ("offset_noise", "diffusion_steps", "attention", "code_fidelity")
 
 
 @dataclass(frozen=True)

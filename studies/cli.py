@@ -54,9 +54,11 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def ablate(
-        name: str = typer.Argument(..., help="offset_noise, diffusion_steps, attention, or a name for --grid."),
+        name: str = typer.Argument(..., help="offset_noise, diffusion_steps, attention, code_fidelity, "
+                                                  "or a name for --grid."),
         dataset: str = DATASET,
-        model: Optional[str] = typer.Option(None, "--model", help="Model to ablate (default: the study's, diffurecsys)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Model to ablate (default: the study's, "
+                                                                  "diffurecsys; diffurec for code_fidelity)."),
         seeds: str = typer.Option("2", "--seeds", help="Number of seeds (0..N-1) or a comma list."),
         epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget of every run."),
         grid: List[str] = typer.Option([], "--grid", help="FIELD=V1,V2: keep these values of a study's "

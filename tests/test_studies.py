@@ -151,3 +151,17 @@ def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert "1 of 1 runs were already finished" in rerun.stdout         # the same config, hence the same run
     assert best.user_attrs["run_id"] in {r["run_id"] for r in results(tmp_path)}
+
+
+def test_every_named_ablation_resolves_to_valid_configs():
+    from bench import registry
+    from bench.runconfig import raw
+    from studies import ablation
+
+    for name in ablation.ABLATIONS:
+        study = ablation.find(name, None, {})
+        assert study.points, name
+        for point in study.points:     # each point is a valid override of the study's model
+            registry.resolve(study.model, {study.model: {k: raw(v) for k, v in point.items()}})
+    fidelity = ablation.find("code_fidelity", None, {})
+    assert fidelity.model == "diffurec" and len(fidelity.points) == 4
