@@ -194,7 +194,8 @@ class Trainer:
         metrics = mean_metrics(metrics_from_ranks(self._ranks(split), self.protocol.ks))
         s = self.state
         s["eval_seconds"] += time.perf_counter() - t0
-        s["history"].append({"epoch": epoch, "loss": loss, "lr": self.epoch_lr, **{f"valid_{k}": v for k, v in metrics.items()},
+        s["history"].append({"epoch": epoch, "loss": loss, "lr": self.epoch_lr,
+                             **{f"valid_{k}": v for k, v in metrics.items()},
                              "train_seconds": s["train_seconds"], "eval_seconds": s["eval_seconds"]})
         if metrics[SELECT_METRIC] > s["best_score"]:
             s.update(best_score=metrics[SELECT_METRIC], best_epoch=epoch, best_valid=metrics, bad_evals=0)
