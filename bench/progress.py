@@ -65,7 +65,7 @@ class LineProgress(NullProgress):
     def __init__(self, label: str, stream=None):
         self.label = label
         self.stream = stream or sys.stderr
-        self.epoch, self.epochs, self.loss = 0, 0, float("nan")
+        self.epoch, self.epochs, self.total, self.n = 0, 0, 0.0, 0
         self.t0 = time.perf_counter()
 
     def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None:
@@ -76,7 +76,7 @@ class LineProgress(NullProgress):
         self.n += 1
 
     def evaluated(self, ndcg10: float) -> None:
-        loss = self.total / self.n if getattr(self, "n", 0) else float("nan")
+        loss = self.total / self.n if self.n else float("nan")
         print(f"{self.label}: epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  val ndcg@10 {ndcg10:.4f}  "
               f"{time.perf_counter() - self.t0:.0f} s", file=self.stream, flush=True)
 
