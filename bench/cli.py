@@ -46,7 +46,7 @@ def parse_seed_list(spec: str) -> list[int]:
 def run(
     models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names, or 'all' (the default)."),
     dataset: str = typer.Option(..., "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path."),
-    seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a comma list."),
+    seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a comma list (0,2; '2,' is seed 2 alone)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override every model's epoch budget."),
     out: Path = typer.Option(Path("runs"), "--out", help="Output folder (results.jsonl, runs/)."),
     jobs: int = typer.Option(1, "--jobs", help="Parallel worker processes."),

@@ -58,3 +58,14 @@ def test_errors_name_the_valid_choices(tmp_path):
 def test_fetch_unknown_dataset(tmp_path):
     proc = bench_cli("data", "fetch", "nosuch", "--data-dir", str(tmp_path))
     assert proc.returncode != 0 and proc.stderr.strip().startswith("error:")
+
+
+def test_seed_specs():
+    from bench.cli import parse_seeds
+    from bench.errors import BenchError
+    assert parse_seeds("3") == [0, 1, 2]
+    assert parse_seeds("2,") == [2]
+    assert parse_seeds("1,5") == [1, 5]
+    for bad in ("0", "-1", "a,b"):
+        with pytest.raises(BenchError):
+            parse_seeds(bad)
