@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.layers import Block, Dropout, attention_mask, full_softmax_ce, reversed_positions
+from models.layers import Block, Dropout, attention_mask, catalogue_scores, full_softmax_ce, reversed_positions
 from bench.errors import BenchError
 from bench.training import TrainConfig
 
@@ -98,4 +98,4 @@ class BERT4Rec(nn.Module):
         history = batch["history"]                                    # (B, L), left-padded
         query = torch.full_like(history[:, :1], self.mask_id)
         last = self.encode(torch.cat([history, query], 1))[:, -1]     # (B, D), the [MASK] output
-        return last @ self.catalogue.T                                # (B, N+1)
+        return catalogue_scores(last, self.catalogue)                 # (B, N+1)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.layers import Block, Dropout, attention_mask, full_softmax_ce, reversed_positions
+from models.layers import Block, Dropout, attention_mask, catalogue_scores, full_softmax_ce, reversed_positions
 from bench.errors import BenchError
 from bench.training import TrainConfig
 
@@ -89,4 +89,4 @@ class SASRec(nn.Module):
 
     def score(self, batch: dict[str, Tensor]) -> Tensor:
         last = self.encode(batch["history"])[:, -1]                   # (B, D)
-        return last @ self.item.weight.T                              # (B, N+1)
+        return catalogue_scores(last, self.item.weight)               # (B, N+1)

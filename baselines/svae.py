@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.layers import Dropout, full_softmax_ce
+from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from bench.errors import BenchError
 from bench.training import TrainConfig
 
@@ -72,7 +72,10 @@ class SVAE(nn.Module):
     def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
         """(B, L) left-padded ids -> mu, logvar (B, L, Z) of q(z_t | items <= t)."""
         rolled, back = align_left(history)
-        states, _ = self.gru(self.drop(self.item(rolled)))            # (B, L, H), real steps first
+        # fp32 GRU: CUDA autocast would run cuDNN's GRU in fp16 (whatever dtype is asked) with no
+        # loss scaling; on CPU autocast leaves it in fp32 already, so this changes nothing there
+        with torch.autocast(history.device.type, enabled=False):
+            states, _ = self.gru(self.drop(self.item(rolled)).float())   # (B, L, H), real steps first
         states = states.gather(1, back[..., None].expand_as(states))     # (B, L, H), original columns
         mu, logvar = self.posterior(states.float()).chunk(2, -1)
         return mu, logvar
@@ -105,4 +108,4 @@ class SVAE(nn.Module):
 
     def score(self, batch: dict[str, Tensor]) -> Tensor:
         mu, _ = self.encode(batch["history"])
-        return self.decoder(mu[:, -1]) @ self.out.weight.T            # (B, N+1)
+        return catalogue_scores(self.decoder(mu[:, -1]), self.out.weight)  # (B, N+1)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from bench.errors import BenchError
 from bench.training import TrainConfig
 from models.approximator import Approximator
-from models.layers import Dropout, full_softmax_ce
+from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
 from models.timesteps import make_sampler
 
@@ -164,7 +164,7 @@ class DiffuRec(nn.Module):
         gen = self._generator(history.device)
         total = None
         for _ in range(self.cfg.eval_samples):
-            scores = self.reverse(history, gen) @ self.item.weight.T.float()        # (B, N+1)
+            scores = catalogue_scores(self.reverse(history, gen), self.item.weight)  # (B, N+1)
             total = scores if total is None else total + scores
         return total / self.cfg.eval_samples
 

@@ -42,6 +42,17 @@ def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reducti
         return F.cross_entropy(logits, target - 1, reduction=reduction, label_smoothing=label_smoothing)
 
 
+def catalogue_scores(states: Tensor, item_weight: Tensor) -> Tensor:
+    """Scores (B, N+1) of states (B, D) against every row of item_weight, in fp32.
+
+    Ranking counts ties against the target, so scores must not be rounded:
+    a bf16 product keeps 8 significant bits, and near the top of a catalogue
+    of 12,000 items that makes other items tie with the target.
+    """
+    with torch.autocast(states.device.type, enabled=False):
+        return states.float() @ item_weight.float().T
+
+
 def keep_mask(shape: torch.Size, p: float, device) -> Tensor:
     """Bool mask, each entry True with probability 1 - p (p rounded to 1/65536).
 

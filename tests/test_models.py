@@ -90,3 +90,24 @@ def test_label_smoothing_matches_its_definition():
     expected = (0.9 * nll - 0.1 * logp.mean(1)).mean()
     assert torch.allclose(full_softmax_ce(states, weight, target, label_smoothing=0.1), expected, atol=1e-6)
     assert torch.allclose(full_softmax_ce(states, weight, target), nll.mean(), atol=1e-6)
+
+
+def test_catalogue_scores_are_not_rounded_under_bf16():
+    from models.layers import catalogue_scores
+    states = torch.ones(1, 4)
+    weight = torch.tensor([[0.0] * 4, [2.5] * 4, [2.501] * 4, [2.502] * 4])   # scores 10, 10.004, 10.008
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = states @ weight.T
+        scores = catalogue_scores(states, weight)
+    assert rounded[0, 1] == rounded[0, 3]                  # bf16 keeps 8 bits: three items would tie
+    assert scores.dtype == torch.float32 and scores[0, 1] < scores[0, 2] < scores[0, 3]
+
+
+@pytest.mark.parametrize("name", [n for n in registry.names() if n != "pop"])
+def test_scores_are_fp32_under_bf16_autocast(name):
+    torch.manual_seed(0)
+    model = registry.resolve(name).build(30).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model.score({"history": torch.tensor([[0, 5, 6], [7, 8, 9]])})
+    assert scores.dtype == torch.float32
+    assert scores[:, 1:].unique().numel() > 25             # bf16 scores of this size collide often
