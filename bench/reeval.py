@@ -7,12 +7,15 @@ deterministic steps, reverse draws averaged), the evaluation batch size, the
 precision and `--exclude-seen`. With no change at all, the figures equal the
 run's stored ones, which checks that a stored result can be reproduced.
 
-Each evaluation appends one line to `<out>/evals.jsonl`; `results.jsonl` is
-never touched, so a re-evaluation cannot pass for a trained run.
+Each evaluation appends one line to `<out>/evals.jsonl` and keeps its per-user
+test values in `<run dir>/evals/` (for paired tests); `results.jsonl` is never
+touched, so a re-evaluation cannot pass for a trained run.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from bench.checkpoint import load
 from bench.errors import BenchError
 from bench.overrides import apply_overrides
 from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
-from bench.runner import dataset_fingerprint, git_revision
+from bench.runner import dataset_fingerprint, git_revision, write_per_user
 from bench.training import TrainConfig, autocast, resolve_device
 
 EVALS = results.EVALS
@@ -54,6 +57,15 @@ def find_runs(out: Path, models: list[str], dataset: str, data_dir: str | None,
                          + (f" with seeds {seeds}" if seeds is not None else "")
                          + (f" and run id {run_id}" if run_id else ""))
     return sorted(found, key=lambda r: (models.index(r["model"]), r["seed"], r["run_id"]))
+
+
+def per_user_path(out: Path, record: dict, entry: dict) -> Path:
+    """Where a re-evaluation keeps its per-user test values, beside the run's own:
+    one file per (changes, protocol, code revision), so paired tests can use them."""
+    key = json.dumps([entry["changes"], entry["protocol"], entry["git_revision"]], sort_keys=True, default=str)
+    folder = out / Path(record["history"]).parent / "evals"
+    folder.mkdir(exist_ok=True)
+    return folder / f"test_per_user-{hashlib.sha1(key.encode()).hexdigest()[:12]}.csv"
 
 
 def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str], device: str = "auto",
@@ -90,6 +102,9 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
             ranks = rank_split(model.score, split, protocol, train.eval_batch_size, dev, ds.n_items)
         entry[f"{which}_seconds"] = round(time.perf_counter() - t0, 3)
         entry[which] = mean_metrics(metrics_from_ranks(ranks, protocol.ks))
+        if which == "test":
+            entry["per_user"] = str(per_user_path(out, record, entry).relative_to(out))
+            write_per_user(out / entry["per_user"], ranks, protocol.ks)
     entry["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results.append(out, entry, EVALS)
     return entry

@@ -33,6 +33,8 @@ def test_no_change_reproduces_the_stored_metrics(trained):
             for metric, value in record[split].items():
                 assert entry[split][metric] == pytest.approx(value, abs=1e-12), (model, split, metric)
         assert entry["changes"] == {}
+        stored = (trained / record["per_user"]).read_text()
+        assert (trained / entry["per_user"]).read_text() == stored and entry["per_user"] != record["per_user"]
 
 
 def test_changed_reverse_process_is_recorded_apart_from_the_results(trained):
