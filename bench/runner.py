@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -59,7 +60,10 @@ def run_id(spec: registry.ModelSpec, dataset_fp: str, seed: int, protocol: Proto
 
 
 @lru_cache(maxsize=1)
+@functools.cache
 def git_revision() -> str:
+    """The checkout's revision when this process first asks: the code it imported, not a
+    commit made while a long run was going on (run_one asks before training)."""
     root = Path(bench.__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -134,6 +138,7 @@ def run_one(req: RunRequest) -> dict:
     if req.force and run_dir.exists():
         shutil.rmtree(run_dir)
     device = resolve_device(req.device)
+    git_revision()
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items)
     progress = make_progress(req.progress, f"{spec.name} {ds.name} seed {req.seed}")
