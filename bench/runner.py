@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -60,7 +59,6 @@ def run_id(spec: registry.ModelSpec, dataset_fp: str, seed: int, protocol: Proto
 
 
 @lru_cache(maxsize=1)
-@functools.cache
 def git_revision() -> str:
     """The checkout's revision when this process first asks: the code it imported, not a
     commit made while a long run was going on (run_one asks before training)."""
