@@ -61,7 +61,12 @@ def title_lines(coll: Collection, dirs: list[Path], reference: str, test: str) -
               f"  device: {distinct(lambda r: r['device'])}; threads: {distinct(lambda r: r['threads'])}"]
     for key in sorted({k for r in recs for k in r.get("versions", {})}):
         lines.append(f"  {key}: {distinct(lambda r: r.get('versions', {}).get(key))}")
-    lines += [f"  git revision: {distinct(lambda r: r.get('git_revision'))}", "",
+    lines += [f"  git revision: {distinct(lambda r: r.get('git_revision'))}"]
+    again = [r for r in recs if "rescored_by" in r]
+    if again:
+        lines.append(f"  re-scored (--rescored): {len(again)} of {len(recs)} runs, by "
+                     f"{', '.join(sorted({str(r['rescored_by']) for r in again}))}")
+    lines += ["",
               f"comparison: {display(reference)} against the other models; {TESTS[test]} over per-user test "
               "values, Holm-corrected; per model the configuration with the best validation NDCG@10 is shown"]
     return lines
@@ -141,11 +146,11 @@ def reverse_gifs(coll: Collection, dataset: str, chosen: dict, folder: Path) -> 
 
 
 def build_report(dirs: list[Path], out: Path, formats: set[str], reference: str = "diffurecsys",
-                 test: str = "ttest", strict_reference: bool = False) -> Report:
+                 test: str = "ttest", strict_reference: bool = False, rescored: bool = False) -> Report:
     """Writes the requested outputs under `out`; returns what was written."""
     if test not in TESTS:
         raise BenchError(f"unknown --test '{test}'; choose from: {', '.join(TESTS)}")
-    coll = collect(dirs)
+    coll = collect(dirs, rescored)
     if strict_reference and reference not in {r.model for r in coll.runs}:
         raise BenchError(f"--baseline {reference}: no runs of it; models found: "
                          f"{', '.join(sorted({r.model for r in coll.runs}))}")

@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
         formats: str = typer.Option("pdf,md,tex,csv,png,gif", "--format",
                                     help="Comma list of pdf, md, tex, csv, png, gif."),
         test: str = typer.Option("ttest", "--test", help="Paired test over per-user values: ttest or wilcoxon."),
+        rescored: bool = typer.Option(
+            False, "--rescored", help="Use each run's latest `bench eval` with no change (a re-scoring by newer "
+                                      "code) in place of its stored metrics and per-user values."),
     ):
         """Tables (Markdown, LaTeX, CSV), figures, GIFs and a PDF report from result files."""
         from rich.console import Console
@@ -28,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
         chosen = parse_formats(formats)
         done = build_report(runs or [Path("runs")], out, chosen, baseline or DEFAULT_REFERENCE, test,
-                            strict_reference=baseline is not None)
+                            strict_reference=baseline is not None, rescored=rescored)
         console = Console(width=200)
         for path, what in done.written:
             console.print(f"{path}: {what}", highlight=False, markup=False)

@@ -177,8 +177,11 @@ def results_files(dirs: list[Path]) -> list[Path]:
     return found
 
 
-def collect(dirs: list[Path]) -> Collection:
-    """Every run under the folders (latest line per run id), with its files checked."""
+def collect(dirs: list[Path], rescored: bool = False) -> Collection:
+    """Every run under the folders (latest line per run id), with its files checked.
+
+    `rescored`: a run with a `bench eval` line that changed nothing (a re-scoring by the
+    code of that evaluation) takes its metrics and per-user test values from the latest such line."""
     files = results_files(dirs)
     if not files:
         raise BenchError(f"no {store.RESULTS} under {', '.join(map(str, dirs))}")
@@ -195,6 +198,8 @@ def collect(dirs: list[Path]) -> Collection:
     if not latest:
         raise BenchError(f"no finished runs in {', '.join(map(str, files))}")
     runs = sorted(latest.values(), key=run_order)
+    evals = read_evals(files, latest)
+    notes = [rescore(runs + list(tagged.values()), evals)] if rescored else []
     for run in runs + list(tagged.values()):
         for key in ("history", "per_user"):
             path = run.root / run.record.get(key, "")
@@ -203,7 +208,27 @@ def collect(dirs: list[Path]) -> Collection:
                                  f"seed {run.record['seed']}): {key} file {path} is missing")
     journals = sorted({p for d in dirs for pattern in ("*.log", "*journal*") for p in d.rglob(pattern)
                        if p.is_file() and not p.name.endswith(".lock") and is_journal(p)})
-    return Collection(runs, sorted(tagged.values(), key=run_order), journals, evals=read_evals(files, latest))
+    return Collection(runs, sorted(tagged.values(), key=run_order), journals, notes, evals)
+
+
+def rescore(runs: list[Run], evals: list[dict]) -> str:
+    """Put each run's latest no-change re-evaluation (with test values) in place of its stored
+    metrics; returns a note saying how many runs that touched."""
+    latest: dict[str, dict] = {}
+    for e in evals:
+        if not e["changes"] and "test" in e and e.get("per_user"):
+            if e["run_id"] not in latest or e.get("finished_at", "") >= latest[e["run_id"]].get("finished_at", ""):
+                latest[e["run_id"]] = e
+    touched = set()
+    for run in runs:
+        e = latest.get(run.record["run_id"])
+        if e is not None:
+            run.record = {**run.record, **{s: e[s] for s in ("valid", "test") if s in e},
+                          "per_user": e["per_user"], "rescored_by": e.get("git_revision")}
+            touched.add(run.record["run_id"])
+    return (f"--rescored: {len(touched)} of {len({r.record['run_id'] for r in runs})} runs take their metrics and "
+            "per-user test values from their latest `bench eval` with no change (evals.jsonl); "
+            "the others are as trained.")
 
 
 def read_evals(files: list[Path], runs: dict[str, Run]) -> list[dict]:

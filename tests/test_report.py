@@ -244,3 +244,45 @@ def test_reevaluations_table(runs, tmp_path):
     assert rows["inference_steps=1"][2:] == ["", ""]              # test was not evaluated
     assert same["changes"] == {} and "re-evaluated runs" in (out / "report.md").read_text()
     assert len((out / "tables" / "reevaluations.csv").read_text().splitlines()) == 4    # header + 3 rows
+
+
+def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluation(runs, tmp_path):
+    """A run stored by older scoring code (here: its stored test figures and per-user file overwritten)
+    is reported as stored by default, and as its no-change `bench eval` says with --rescored."""
+    from bench import reeval
+    from bench.data import synthetic
+    from reports.collect import collect
+
+    folder = tmp_path / "runs"
+    shutil.copytree(runs, folder)
+    record = reeval.find_runs(folder, ["diffurecsys"], "synthetic", None, [0], None)[0]
+    again = reeval.reevaluate(folder, record, synthetic(), {})
+    other = reeval.find_runs(folder, ["diffurecsys"], "synthetic", None, [1], None)[0]
+    lines = (folder / "results.jsonl").read_text().splitlines()
+    stale = {**record, "test": {m: 0.0 for m in record["test"]}}
+    (folder / "results.jsonl").write_text("\n".join(
+        json.dumps(stale) if json.loads(line)["run_id"] == record["run_id"] else line for line in lines) + "\n")
+    own = folder / record["per_user"]
+    header, *body = own.read_text().splitlines()
+    own.write_text("\n".join([header] + [",".join("0" for _ in header.split(","))] * len(body)) + "\n")
+
+    def per_user(rescored):
+        coll = collect([folder], rescored)
+        return next(v for v in coll.variants() if v.model == "diffurecsys").per_user("hr@10"), coll.notes
+
+    from reports.collect import read_csv
+    fresh, seed1 = read_csv(folder / again["per_user"])["hr@10"], read_csv(folder / other["per_user"])["hr@10"]
+    stored, notes = per_user(False)
+    assert np.allclose(stored, seed1 / 2) and notes == []
+    rescored, notes = per_user(True)
+    assert np.allclose(rescored, (fresh + seed1) / 2) and fresh.any()
+    assert notes and notes[0].startswith("--rescored: 1 of ")
+
+    for flag, seed0 in (([], 0.0), (["--rescored"], again["test"]["hr@10"])):
+        out = tmp_path / f"out{len(flag)}"
+        proc = bench_cli("report", str(folder), "--out", str(out), "--format", "md", *flag)
+        assert proc.returncode == 0, proc.stderr
+        text = (out / "tables" / "compare_synthetic.md").read_text()
+        mean = 100 * (seed0 + other["test"]["hr@10"]) / 2
+        cell = re.sub(r"</?u>|\*", "", markdown_rows(text, "Model")["DiffuRecSys"][1])
+        assert cell.startswith(f"{mean:.2f}±"), (flag, cell)
