@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -119,16 +122,59 @@ def write_trajectory(path: Path, model, ds, protocol: Protocol, device: torch.de
              topk=scores.topk(10, dim=1).indices.cpu().numpy())
 
 
-def run_one(req: RunRequest) -> dict:
-    """Train and evaluate one (model, dataset, seed); returns its results record."""
+class Busy(Exception):
+    """The run is being trained by another process (its lock is held)."""
+
+
+def lock_path(out: Path, rid: str) -> Path:
+    return out / "runs" / ".locks" / f"{rid}.lock"
+
+
+@contextmanager
+def claim(path: Path, wait: bool):
+    """Hold the run's lock for as long as this process trains it, so two commands writing to
+    one folder never train the same run at once; without `wait`, raise Busy if it is held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise Busy(path.stem) from None
+            print(f"run {path.stem} is being trained by another process; waiting for it", file=sys.stderr,
+                  flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def finished(out: Path, rid: str) -> dict | None:
+    done = results.latest_by_run(results.read(out)).get(rid)
+    return {**done, "skipped": True} if done else None
+
+
+def run_one(req: RunRequest, wait: bool = True) -> dict:
+    """Train and evaluate one (model, dataset, seed); returns its results record.
+
+    A run finished before is returned as stored (marked skipped) unless `force`. A run another
+    process is training is waited for (then returned as it stored it), or, without `wait`,
+    raises Busy."""
     out = Path(req.out)
     spec = registry.resolve(req.model, req.overrides)
     fp = dataset_fingerprint(req.dataset, req.data_dir)
     rid = run_id(spec, fp, req.seed, req.protocol)
-    if not req.force:
-        done = results.latest_by_run(results.read(out)).get(rid)
-        if done:
-            return {**done, "skipped": True}
+    if not req.force and (done := finished(out, rid)):
+        return done
+    with claim(lock_path(out, rid), wait):
+        if not req.force and (done := finished(out, rid)):       # finished while we waited
+            return done
+        return train_and_store(req, spec, fp, rid)
+
+
+def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str) -> dict:
+    out = Path(req.out)
     if req.threads:
         torch.set_num_threads(req.threads)
     ds = data.resolve(req.dataset, req.data_dir)
@@ -172,7 +218,14 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
     if backend == "dask":
         return _run_on_dask(requests, scheduler)
     if jobs <= 1:
-        return [run_one(r) for r in requests]
+        # runs another command is training go last, so this one trains the free runs first
+        done: dict[int, dict] = {}
+        for i, r in enumerate(requests):
+            try:
+                done[i] = run_one(r, wait=False)
+            except Busy:
+                pass
+        return [done[i] if i in done else run_one(r) for i, r in enumerate(requests)]
     from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)

@@ -131,3 +131,47 @@ def test_a_field_added_later_keeps_stored_runs_the_same_runs():
     rows = summarize([rec(0, {"hidden": 128}), rec(1, {"hidden": 128, "init_std": 0.0}),
                       rec(0, {"hidden": 128, "init_std": 1.0})])
     assert sorted((r["model"], r["seeds"]) for r in rows) == [("diffurec", 2), ("diffurec (init_std=1.0)", 1)]
+
+
+HOLDER = """
+import fcntl, json, sys, time
+from pathlib import Path
+lock, results, wanted = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+lock.parent.mkdir(parents=True, exist_ok=True)
+with open(lock, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    print("held", flush=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:          # hold it until the other run has been stored
+        if results.exists() and any(json.loads(l)["run_id"] == wanted for l in results.read_text().splitlines()):
+            break
+        time.sleep(0.05)
+"""
+
+
+def test_a_run_another_process_trains_is_deferred_then_waited_for(tmp_path):
+    """Two commands on one folder never train the same run at once: a run whose lock another
+    process holds goes to the end of the grid and is trained once that process lets go."""
+    import subprocess
+    import sys
+
+    from bench import registry
+    from bench.runner import Busy, RunRequest, dataset_fingerprint, lock_path, run_grid, run_id, run_one
+
+    reqs = [RunRequest(model="pop", dataset="synthetic", seed=s, out=str(tmp_path)) for s in (0, 1)]
+    rids = [run_id(registry.resolve("pop", {}), dataset_fingerprint("synthetic", None), r.seed, r.protocol)
+            for r in reqs]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_path(tmp_path, rids[0])),
+                               str(tmp_path / results.RESULTS), rids[1]], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Busy):
+            run_one(reqs[0], wait=False)
+        records = run_grid(reqs)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [r["run_id"] for r in records] == rids and not any(r.get("skipped") for r in records)
+    stored = [r["run_id"] for r in results.read(tmp_path)]
+    assert stored == [rids[1], rids[0]]          # the free run first, the held one after its lock was let go
+    assert run_grid(reqs)[0]["skipped"]
