@@ -108,6 +108,24 @@ def results(out: Path = typer.Argument(Path("runs"), help="A folder holding resu
     console.print(render(summarize(records)))
 
 
+@app.command()
+def status(out: Path = typer.Argument(Path("runs"), help="A results folder (the --out of bench run).")):
+    """Every run in a results folder: finished, training now, stopped (resumable) or started."""
+    from bench.status import scan
+
+    rows = scan(out)
+    if not rows:
+        raise BenchError(f"no runs in {out}")
+    table = Table("dataset", "model", "seed", "run id", "state", "epoch", "best epoch", "valid NDCG@10 %",
+                  "test NDCG@10 %", "train s", title=f"runs in {out}")
+    pct = lambda v: "" if v is None else f"{100 * v:.2f}"
+    for r in rows:
+        table.add_row(r.dataset, r.model, str(r.seed), r.run_id, r.state, "" if r.epoch is None else str(r.epoch),
+                      "" if r.best_epoch is None else str(r.best_epoch), pct(r.best_valid), pct(r.test),
+                      "" if r.train_seconds is None else f"{r.train_seconds:,.0f}")
+    console.print(table)
+
+
 @app.command("eval")
 def eval_runs(
     models: str = typer.Option(..., "--models", help="Comma-separated model names."),

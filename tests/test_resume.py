@@ -1,4 +1,5 @@
 """A run killed with SIGKILL mid-training resumes and ends exactly as an uninterrupted one."""
+import fcntl
 import json
 import os
 import signal
@@ -8,6 +9,8 @@ import time
 
 import torch
 
+from bench.runner import lock_path
+
 ARGS = ["run", "--models", "sasrec", "--dataset", "synthetic", "--epochs", "8", "--seeds", "1",
         "--set", "sasrec.patience=100", "--set", "sasrec.hidden=32"]
 
@@ -15,6 +18,16 @@ ARGS = ["run", "--models", "sasrec", "--dataset", "synthetic", "--epochs", "8", 
 def start(out):
     return subprocess.Popen([sys.executable, "-m", "bench.cli", *ARGS, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def status_row(out, rid) -> list[str]:
+    """`bench status` cells of one run."""
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "status", str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in proc.stdout.splitlines() if rid in line]
+    assert len(rows) == 1, proc.stdout
+    return rows[0]
 
 
 def test_sigkill_then_rerun_gives_identical_metrics(tmp_path):
@@ -35,6 +48,11 @@ def test_sigkill_then_rerun_gives_identical_metrics(tmp_path):
     assert not (killed / "results.jsonl").exists(), "the run finished before it could be killed"
     epoch = torch.load(ckpt, weights_only=True)["state"]["epoch"]
     assert 1 <= epoch < 8
+    rid = ckpt.parent.name.split("-", 1)[1]
+    assert status_row(killed, rid)[4:6] == ["stopped", str(epoch)]
+    with open(lock_path(killed, rid), "a") as f:      # as a process training it would
+        fcntl.flock(f, fcntl.LOCK_EX)
+        assert status_row(killed, rid)[4] == "training"
 
     resumed = subprocess.run([sys.executable, "-m", "bench.cli", *ARGS, "--out", str(killed)],
                              capture_output=True, text=True, timeout=300)
@@ -44,6 +62,7 @@ def test_sigkill_then_rerun_gives_identical_metrics(tmp_path):
     assert uninterrupted.returncode == 0, uninterrupted.stderr
 
     a = json.loads((killed / "results.jsonl").read_text())
+    assert status_row(killed, rid)[4:6] == ["finished", "8"]
     b = json.loads((clean / "results.jsonl").read_text())
     assert a["epochs_run"] == b["epochs_run"] == 8
     assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["best_epoch"] == b["best_epoch"]

@@ -1,0 +1,86 @@
+"""`bench status`: every run under a results folder, finished or not, read from files alone.
+
+A run is `finished` (its line is in results.jsonl), `training` (a process holds its lock now),
+`stopped` (a checkpoint and no process: the same `bench run` resumes it) or `started` (a
+process began it and left no checkpoint: it restarts from epoch 0).
+"""
+from __future__ import annotations
+
+import fcntl
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import results
+from bench.errors import BenchError
+from bench.runner import lock_path
+
+
+@dataclass
+class RunState:
+    dataset: str
+    model: str
+    seed: int
+    run_id: str
+    state: str
+    epoch: int | None = None            # last evaluated epoch
+    best_epoch: int | None = None
+    best_valid: float | None = None     # validation NDCG@10 at the best epoch
+    test: float | None = None           # test NDCG@10 (finished runs)
+    train_seconds: float | None = None
+
+
+def lock_held(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def checkpoint_state(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    from bench.checkpoint import load
+
+    try:
+        return load(path)["state"]
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise BenchError(f"cannot read checkpoint {path}: {type(e).__name__}: {first}") from None
+
+
+def scan(out: Path) -> list[RunState]:
+    """Every run folder under `out/runs`, plus finished runs whose folder is elsewhere."""
+    if not out.is_dir():
+        raise BenchError(f"{out} is not a folder")
+    done = results.latest_by_run(results.read(out))
+    found: list[RunState] = []
+    for folder in sorted(out.glob("runs/*/*/seed*-*")):
+        if not folder.is_dir():
+            continue
+        seed, rid = folder.name[len("seed"):].split("-", 1)
+        dataset, model = folder.parent.parent.name, folder.parent.name
+        record = done.pop(rid, None)
+        if record is not None:
+            found.append(finished(record))
+            continue
+        state = checkpoint_state(folder / "checkpoint.pt")
+        held = lock_held(lock_path(out, rid))
+        row = RunState(dataset, model, int(seed), rid, "training" if held else "stopped" if state else "started")
+        if state:
+            row.epoch, row.best_epoch = state["epoch"], state["best_epoch"] or None
+            row.best_valid = state["best_valid"].get("ndcg@10")
+            row.train_seconds = state["train_seconds"]
+        found.append(row)
+    found += [finished(r) for r in done.values() if not r.get("skipped")]
+    return sorted(found, key=lambda r: (r.dataset, r.model, r.seed, r.run_id))
+
+
+def finished(record: dict) -> RunState:
+    return RunState(record["dataset"], record["model"], record["seed"], record["run_id"], "finished",
+                    record.get("epochs_run"), record.get("best_epoch"), record["valid"].get("ndcg@10"),
+                    record["test"].get("ndcg@10"), record.get("train_seconds"))
