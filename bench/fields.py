@@ -15,6 +15,7 @@ SPEED_ONLY = frozenset({"eval_batch_size"})
 LATER_FIELDS: dict[str, object] = {
     "init_std": 0.0,            # DiffuRec / DiffuRecSys item-embedding init
     "block_dropout": False,     # DiffuRec / DiffuRecSys dropout after each block
+    "valid_inference_steps": 0,  # DiffuRec / DiffuRecSys reverse steps when validating
     "lr_decay": 0.1,            # train: the step and plateau lr schedules
     "lr_step": 100,
     "lr_drops": 1,

@@ -183,15 +183,16 @@ class Trainer:
         self.state = ckpt["state"]
 
     # -- evaluation --------------------------------------------------------
-    def _ranks(self, split: EvalSplit) -> torch.Tensor:
+    def _ranks(self, split: EvalSplit, validating: bool = False) -> torch.Tensor:
+        """Ranks of a split's targets; validation may use a model's cheaper `valid_score`."""
         self.model.eval()
+        score = getattr(self.model, "valid_score", self.model.score) if validating else self.model.score
         with autocast(self.device, self.cfg.precision):
-            return rank_split(self.model.score, split, self.protocol, self.cfg.eval_batch_size,
-                              self.device, self.ds.n_items)
+            return rank_split(score, split, self.protocol, self.cfg.eval_batch_size, self.device, self.ds.n_items)
 
     def _validate(self, split: EvalSplit, epoch: int, loss: float) -> None:
         t0 = time.perf_counter()
-        metrics = mean_metrics(metrics_from_ranks(self._ranks(split), self.protocol.ks))
+        metrics = mean_metrics(metrics_from_ranks(self._ranks(split, validating=True), self.protocol.ks))
         s = self.state
         s["eval_seconds"] += time.perf_counter() - t0
         s["history"].append({"epoch": epoch, "loss": loss, "lr": self.epoch_lr,

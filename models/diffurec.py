@@ -44,6 +44,7 @@ class DiffuRecConfig:
     offset_noise: float = 0.0           # s; 0 = off
     offset_kind: Literal["per_example", "elementwise"] = "per_example"
     inference_steps: int = 0            # reverse steps; 0 = all T, fewer = strided
+    valid_inference_steps: int = 0      # reverse steps when validating during training; 0 = as inference_steps
     stochastic: bool = True             # add noise at each reverse step
     eval_samples: int = 1               # reverse draws averaged per score
     block_dropout: bool = False         # dropout on the residual stream after each block (the DiffuRec code)
@@ -52,8 +53,10 @@ class DiffuRecConfig:
     def validate(self):
         if self.hidden % self.heads:
             raise BenchError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if self.diffusion_steps < 2 or not 0 <= self.inference_steps <= self.diffusion_steps:
-            raise BenchError(f"need diffusion_steps >= 2 and 0 <= inference_steps <= diffusion_steps")
+        if self.diffusion_steps < 2 or not 0 <= self.inference_steps <= self.diffusion_steps \
+                or not 0 <= self.valid_inference_steps <= self.diffusion_steps:
+            raise BenchError("need diffusion_steps >= 2 and 0 <= inference_steps, valid_inference_steps "
+                             "<= diffusion_steps")
         if self.eval_samples < 1 or self.offset_noise < 0 or self.lambda_std < 0 or self.init_std < 0:
             raise BenchError("eval_samples must be >= 1; offset_noise, lambda_std and init_std >= 0")
 
@@ -82,14 +85,17 @@ class DiffuRec(nn.Module):
         self.approximator = Approximator(cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.attention, cfg.cross_kind,
                                          cfg.block_dropout)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps)
-        steps = cfg.inference_steps or cfg.diffusion_steps
-        self.reverse_schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps,
-                                              strided_timesteps(cfg.diffusion_steps, steps))
+        self.reverse_schedule = self._strided(cfg.inference_steps)
+        self.valid_schedule = self._strided(cfg.valid_inference_steps or cfg.inference_steps)
         self.sampler = make_sampler(cfg.timestep_sampler, cfg.diffusion_steps)
         # drawn from the run's seeded RNG, saved with the weights: scoring is reproducible
         self.register_buffer("eval_seed", torch.randint(0, 2 ** 62, ()))
 
     # -- pieces ------------------------------------------------------------
+    def _strided(self, steps: int) -> NoiseSchedule:
+        T = self.cfg.diffusion_steps
+        return NoiseSchedule(self.cfg.schedule, T, strided_timesteps(T, steps or T))
+
     def _history(self, history: Tensor) -> tuple[Tensor, Tensor]:
         return self.emb_norm(self.emb_drop(self.item(history))), history != 0     # (B, L, D), (B, L)
 
@@ -125,11 +131,12 @@ class DiffuRec(nn.Module):
         return (losses * weights).mean()
 
     @torch.no_grad()
-    def reverse(self, history: Tensor, generator: torch.Generator, states: list | None = None) -> Tensor:
-        """Run the reverse process; returns the final x0 estimate (B, D).
-        With `states`, x_T and the state after every step are appended to it."""
+    def reverse(self, history: Tensor, generator: torch.Generator, states: list | None = None,
+                sched: NoiseSchedule | None = None) -> Tensor:
+        """Run the reverse process (`sched`, default the scoring one); returns the final x0
+        estimate (B, D). With `states`, x_T and the state after every step are appended to it."""
         items, valid = self._history(history)
-        sched = self.reverse_schedule
+        sched = sched or self.reverse_schedule
         x = torch.randn(len(history), self.cfg.hidden, generator=generator, device=history.device)
         for i in reversed(range(sched.num_steps)):
             if states is not None:
@@ -159,14 +166,18 @@ class DiffuRec(nn.Module):
         return {"x": torch.stack(states).float(), "timesteps": torch.tensor(levels, dtype=torch.long)}
 
     @torch.no_grad()
-    def score(self, batch: dict[str, Tensor]) -> Tensor:
+    def score(self, batch: dict[str, Tensor], sched: NoiseSchedule | None = None) -> Tensor:
         history = batch["history"]
         gen = self._generator(history.device)
         total = None
         for _ in range(self.cfg.eval_samples):
-            scores = catalogue_scores(self.reverse(history, gen), self.item.weight)  # (B, N+1)
+            scores = catalogue_scores(self.reverse(history, gen, sched=sched), self.item.weight)  # (B, N+1)
             total = scores if total is None else total + scores
         return total / self.cfg.eval_samples
+
+    def valid_score(self, batch: dict[str, Tensor]) -> Tensor:
+        """Scores for validation during training (model selection): `valid_inference_steps`."""
+        return self.score(batch, self.valid_schedule)
 
 
 class DiffuRecSys(DiffuRec):

@@ -156,3 +156,28 @@ def test_run_writes_the_trajectory_file(tmp_path):
 def test_init_std_sets_the_item_embedding_scale():
     assert small().item.weight.std().item() == pytest.approx(small().cfg.hidden ** -0.5, rel=0.2)
     assert small(init_std=1.0).item.weight.std().item() == pytest.approx(1.0, rel=0.2)
+
+
+def test_validation_can_use_fewer_reverse_steps_than_test(tmp_path):
+    """`valid_inference_steps` changes the scores used for model selection only."""
+    from bench import reeval
+    from bench.data import synthetic
+    from bench.runner import RunRequest, run_one
+
+    cheap, one_step, full = small(valid_inference_steps=1), small(inference_steps=1), small()
+    batch = {"history": HIST}
+    assert torch.equal(cheap.valid_score(batch), one_step.score(batch))
+    assert torch.equal(cheap.score(batch), full.score(batch))
+    assert not torch.equal(cheap.valid_score(batch), cheap.score(batch))
+    with pytest.raises(Exception, match="valid_inference_steps"):
+        DiffuRecConfig(diffusion_steps=8, valid_inference_steps=9).validate()
+
+    sets = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "2", "eval_every": "1",
+            "valid_inference_steps": "1"}
+    record = run_one(RunRequest(model="diffurec", dataset="synthetic", seed=0, out=str(tmp_path),
+                                overrides={"diffurec": sets}))
+    # the stored validation figures are the one-step ones; test ran all 8 steps
+    again = reeval.reevaluate(tmp_path, record, synthetic(), {"inference_steps": "1"}, splits=("valid",))
+    assert again["valid"] == record["valid"]
+    same = reeval.reevaluate(tmp_path, record, synthetic(), {})
+    assert same["test"] == record["test"] and same["valid"] != record["valid"]     # 8 steps rank a little apart
