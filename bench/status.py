@@ -6,13 +6,12 @@ process began it and left no checkpoint: it restarts from epoch 0).
 """
 from __future__ import annotations
 
-import fcntl
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import results
 from bench.errors import BenchError
-from bench.runner import lock_path
+from bench.runner import Busy, claim, lock_path
 
 
 @dataclass
@@ -30,15 +29,14 @@ class RunState:
 
 
 def lock_held(path: Path) -> bool:
+    """Whether a process holds the run's lock now (trying it, as `bench run` does, and letting go)."""
     if not path.exists():
         return False
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-        return False
+    try:
+        with claim(path, wait=False):
+            return False
+    except Busy:
+        return True
 
 
 def checkpoint_state(path: Path) -> dict | None:
@@ -66,7 +64,7 @@ def scan(out: Path) -> list[RunState]:
         dataset, model = folder.parent.parent.name, folder.parent.name
         record = done.pop(rid, None)
         if record is not None:
-            found.append(finished(record))
+            found.append(from_record(record))
             continue
         state = checkpoint_state(folder / "checkpoint.pt")
         held = lock_held(lock_path(out, rid))
@@ -76,11 +74,12 @@ def scan(out: Path) -> list[RunState]:
             row.best_valid = state["best_valid"].get("ndcg@10")
             row.train_seconds = state["train_seconds"]
         found.append(row)
-    found += [finished(r) for r in done.values() if not r.get("skipped")]
+    found += [from_record(r) for r in done.values() if not r.get("skipped")]
     return sorted(found, key=lambda r: (r.dataset, r.model, r.seed, r.run_id))
 
 
-def finished(record: dict) -> RunState:
+def from_record(record: dict) -> RunState:
+    """A finished run, from its results line."""
     return RunState(record["dataset"], record["model"], record["seed"], record["run_id"], "finished",
                     record.get("epochs_run"), record.get("best_epoch"), record["valid"].get("ndcg@10"),
                     record["test"].get("ndcg@10"), record.get("train_seconds"))

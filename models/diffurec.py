@@ -136,7 +136,7 @@ class DiffuRec(nn.Module):
         """Run the reverse process (`sched`, default the scoring one); returns the final x0
         estimate (B, D). With `states`, x_T and the state after every step are appended to it."""
         items, valid = self._history(history)
-        sched = sched or self.reverse_schedule
+        sched = sched if sched is not None else self.reverse_schedule
         x = torch.randn(len(history), self.cfg.hidden, generator=generator, device=history.device)
         for i in reversed(range(sched.num_steps)):
             if states is not None:
