@@ -16,6 +16,7 @@ LATER_FIELDS: dict[str, object] = {
     "init_std": 0.0,            # DiffuRec / DiffuRecSys item-embedding init
     "block_dropout": False,     # DiffuRec / DiffuRecSys dropout after each block
     "valid_inference_steps": 0,  # DiffuRec / DiffuRecSys reverse steps when validating
+    "padding_sink": 0,          # DiffuRec / DiffuRecSys: attended padding
     "lr_decay": 0.1,            # train: the step and plateau lr schedules
     "lr_step": 100,
     "lr_drops": 1,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
@@ -49,6 +50,7 @@ class DiffuRecConfig:
     eval_samples: int = 1               # reverse draws averaged per score
     block_dropout: bool = False         # dropout on the residual stream after each block (the DiffuRec code)
     init_std: float = 0.0               # item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code
+    padding_sink: int = 0               # L > 0: pad histories to L items, attended (the DiffuRec code); 0 = masked
 
     def validate(self):
         if self.hidden % self.heads:
@@ -57,8 +59,8 @@ class DiffuRecConfig:
                 or not 0 <= self.valid_inference_steps <= self.diffusion_steps:
             raise BenchError("need diffusion_steps >= 2 and 0 <= inference_steps, valid_inference_steps "
                              "<= diffusion_steps")
-        if self.eval_samples < 1 or self.offset_noise < 0 or self.lambda_std < 0 or self.init_std < 0:
-            raise BenchError("eval_samples must be >= 1; offset_noise, lambda_std and init_std >= 0")
+        if self.eval_samples < 1 or min(self.offset_noise, self.lambda_std, self.init_std, self.padding_sink) < 0:
+            raise BenchError("eval_samples must be >= 1; offset_noise, lambda_std, init_std and padding_sink >= 0")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,14 @@ class DiffuRec(nn.Module):
         return NoiseSchedule(self.cfg.schedule, T, strided_timesteps(T, steps or T))
 
     def _history(self, history: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L, D) embeddings and (B, L) key mask. With `padding_sink` = P, the history is
+        left-padded to P items and every position is a key, as in the DiffuRec code (which
+        masks padding query rows, not keys): the padding, one repeated embedding, is an
+        attention sink whose pull grows with the amount of padding. Padding inside the
+        model keeps results independent of how far a batch was cut."""
+        if self.cfg.padding_sink:
+            history = F.pad(history, (max(0, self.cfg.padding_sink - history.shape[1]), 0))
+            return self.emb_norm(self.emb_drop(self.item(history))), torch.ones_like(history, dtype=torch.bool)
         return self.emb_norm(self.emb_drop(self.item(history))), history != 0     # (B, L, D), (B, L)
 
     def _lambda(self, batch: int, device, generator=None) -> Tensor:

@@ -71,8 +71,24 @@ def test_padding_cannot_change_any_output(attention, cross_kind):
     assert torch.allclose(model.score({"history": HIST}), model.score({"history": padded}), atol=1e-5)
     # changing what sits at padding positions changes nothing either
     other = padded.clone()
-    model.item.weight.data[0] += 5.0
+    model.item.weight.data[0] = 3.0 * torch.randn(16, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(model.score({"history": HIST}), model.score({"history": other}), atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["self", "cross+self"])
+def test_padding_sink_attends_padding_wherever_the_batch_was_cut(attention):
+    model = small(attention=attention, padding_sink=9)
+    padded = torch.cat([torch.zeros(2, 5, dtype=torch.long), HIST], 1)
+    # padded to 9 inside the model: a batch cut to its longest row scores as the full-width one
+    assert torch.allclose(model.score({"history": HIST}), model.score({"history": padded}), atol=1e-5)
+    # the padding is attended: its embedding moves the scores (a random direction: LayerNorm
+    # would cancel a shift of every dimension by the same amount)
+    before = model.score({"history": HIST})
+    model.item.weight.data[0] = 3.0 * torch.randn(16, generator=torch.Generator().manual_seed(1))
+    moved = (model.score({"history": HIST}) - before).abs().amax(1)
+    assert (moved > 1e-3).all()
+    assert torch.allclose(small(attention=attention).score({"history": HIST}),
+                          small(attention=attention).score({"history": padded}), atol=1e-5)
 
 
 @pytest.mark.parametrize("kw", [
@@ -81,6 +97,7 @@ def test_padding_cannot_change_any_output(attention, cross_kind):
     dict(offset_noise=0.3, offset_kind="per_example"), dict(offset_noise=0.3, offset_kind="elementwise"),
     dict(inference_steps=3), dict(inference_steps=1), dict(stochastic=False), dict(eval_samples=3), dict(timestep_sampler="lossaware"),
     dict(schedule="cosine"), dict(lambda_std=0.0), dict(init_std=1.0), dict(block_dropout=True),
+    dict(padding_sink=6), dict(padding_sink=6, attention="cross+self", cross_kind="linear"),
 ])
 def test_variants_train_and_score(kw):
     model = small(**kw).train()

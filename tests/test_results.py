@@ -110,7 +110,7 @@ class OlderConfig:
     eval_samples: int
 
 
-LATER = ("init_std", "block_dropout", "valid_inference_steps")
+LATER = ("init_std", "block_dropout", "valid_inference_steps", "padding_sink")
 
 
 def test_a_field_added_later_keeps_stored_runs_the_same_runs():
