@@ -106,8 +106,8 @@ class DiffuRec(nn.Module):
         model keeps results independent of how far a batch was cut."""
         if self.cfg.padding_sink:
             history = F.pad(history, (max(0, self.cfg.padding_sink - history.shape[1]), 0))
-            return self.emb_norm(self.emb_drop(self.item(history))), torch.ones_like(history, dtype=torch.bool)
-        return self.emb_norm(self.emb_drop(self.item(history))), history != 0     # (B, L, D), (B, L)
+        valid = torch.ones_like(history, dtype=torch.bool) if self.cfg.padding_sink else history != 0
+        return self.emb_norm(self.emb_drop(self.item(history))), valid                    # (B, L, D), (B, L)
 
     def _lambda(self, batch: int, device, generator=None) -> Tensor:
         """(B, 1, D) lambda, one draw per example and dimension, shared over positions
