@@ -80,7 +80,7 @@ def run(
     if saved:
         saved.merge_into(overrides, names)          # --set and --epochs win over the file
     for name in names:
-        registry.resolve(name, overrides)              # validate every override before any work
+        registry.resolve(name, overrides, dataset)     # validate every override before any work
     directory = str(data_dir) if data_dir else None
     data.resolve(dataset, data_dir, fetch_missing=True)
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
@@ -192,7 +192,7 @@ def perf(
     names = registry.parse_models(models)
     overrides = parse_sets(sets, names)
     for name in names:
-        registry.resolve(name, overrides)
+        registry.resolve(name, overrides, dataset)
     if min(train_steps, eval_users) < 1 or min(warmup, parity_steps, threads) < 0:
         raise BenchError("--train-steps and --eval-users must be >= 1; --warmup, --parity-steps, --threads >= 0")
     if threads:
@@ -252,6 +252,9 @@ def list_models():
         for row in registry.describe(name):
             table.add_row(*row)
         console.print(table)
+        for dataset, values in getattr(cls, "dataset_presets", {}).items():
+            settings = ", ".join(f"{k}={v}" for k, v in values.items())
+            console.print(f"  on {dataset}: {settings} (a --set wins over these)")
 
 
 @data_app.command("list")

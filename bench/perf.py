@@ -128,7 +128,7 @@ def matmul_flops(model, batches: list[dict], device: torch.device, precision: st
 
 def measure(name: str, ds: data.Dataset, protocol: Protocol, device: torch.device, precision: str,
             cfg: PerfConfig, overrides: dict, valid: EvalSplit, test: EvalSplit) -> dict:
-    spec = registry.resolve(name, overrides)
+    spec = registry.resolve(name, overrides, ds.name)
     train_cfg = dataclasses.replace(spec.train, precision=precision)
     torch.manual_seed(cfg.seed)
     model = spec.build(ds.n_items).to(device)
@@ -205,7 +205,7 @@ def run(models: list[str], dataset: str, device_name: str, precisions: list[str]
     rows = []
     for name in models:
         for precision in precisions:
-            batch = registry.resolve(name, overrides).train.eval_batch_size
+            batch = registry.resolve(name, overrides, ds.name).train.eval_batch_size
             valid, test = (user_sample(splits[w], cfg.eval_users, batch, cfg.seed) for w in ("valid", "test"))
             row = measure(name, ds, protocol, device, precision, cfg, overrides, valid, test)
             if "train_gflops" in row:

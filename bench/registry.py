@@ -2,7 +2,9 @@
 
 Entries are import paths, imported on first use, so listing or resolving a
 name has no side effects. A model class carries `Config` (its frozen
-dataclass), `train_defaults` (a TrainConfig) and `train_format`.
+dataclass), `train_defaults` (a TrainConfig) and `train_format`, and may carry
+`dataset_presets`: {dataset name: {field: raw value}}, settings that replace the
+defaults on one named dataset (chosen there on validation). `--set` wins over both.
 """
 from __future__ import annotations
 
@@ -59,14 +61,21 @@ def parse_models(spec: str) -> list[str]:
     return chosen
 
 
-def resolve(name: str, overrides: dict[str, dict[str, str]] | None = None) -> ModelSpec:
-    """The model's config and training config with `--set` overrides applied.
+def presets(name: str, dataset: str | None) -> dict[str, str]:
+    """The model's preset for a named dataset ({} for any other dataset or a path)."""
+    return dict(getattr(model_class(name), "dataset_presets", {}).get(dataset or "", {}))
+
+
+def resolve(name: str, overrides: dict[str, dict[str, str]] | None = None,
+            dataset: str | None = None) -> ModelSpec:
+    """The model's config and training config: defaults, then the dataset's preset, then `--set`.
 
     overrides: {model_name: {field: raw string}}; a field may belong to the
     model config or to the training config.
     """
     cls = model_class(name)
-    config, train = apply_overrides(name, cls.Config(), cls.train_defaults, (overrides or {}).get(name, {}))
+    values = {**presets(name, dataset), **(overrides or {}).get(name, {})}
+    config, train = apply_overrides(name, cls.Config(), cls.train_defaults, values)
     return ModelSpec(name, cls, config, train)
 
 

@@ -29,7 +29,7 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
         if epochs < 1:
             raise BenchError("--epochs must be at least 1")
         base.setdefault("epochs", str(epochs))
-    registry.resolve(model, {model: base})              # a bad --set fails here, before any work
+    registry.resolve(model, {model: base}, dataset)     # a bad --set fails here, before any work
     data.resolve(dataset, data_dir, fetch_missing=True)
     return Target(model=model, dataset=dataset, out=str(out), base=base, device=device,
                   data_dir=str(data_dir) if data_dir else None)

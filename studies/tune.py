@@ -52,7 +52,7 @@ def suggest(trial: optuna.Trial, name: str, spec: Any) -> Any:
 
 def defaults(target: Target, space: dict[str, Any]) -> dict[str, Any]:
     """The model's own values (after --set) of the searched fields: the first trial."""
-    spec = registry.resolve(target.model, {target.model: target.base})
+    spec = registry.resolve(target.model, {target.model: target.base}, target.dataset)
     return {k: getattr(spec.config if hasattr(spec.config, k) else spec.train, k) for k in space}
 
 
@@ -83,7 +83,8 @@ class TunePlan:
 
     @property
     def epochs(self) -> int:
-        return registry.resolve(self.target.model, {self.target.model: self.target.base}).train.epochs
+        return registry.resolve(self.target.model, {self.target.model: self.target.base},
+                                self.target.dataset).train.epochs
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner == "none" or len(self.objectives) > 1:

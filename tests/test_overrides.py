@@ -32,3 +32,43 @@ def test_invalid_combinations_are_refused():
 def test_all_means_every_registered_model():
     assert registry.parse_models("all") == registry.names()
     assert registry.parse_models("pop, sasrec") == ["pop", "sasrec"]
+
+
+def test_a_dataset_preset_replaces_defaults_and_set_wins_over_it():
+    beauty, ml1m = registry.resolve("bert4rec", {}, "beauty"), registry.resolve("bert4rec", {}, "ml-1m")
+    assert (beauty.config.dropout, beauty.config.mask_prob, beauty.train.lr_schedule) == (0.3, 0.4, "constant")
+    assert (ml1m.config.dropout, ml1m.config.mask_prob, ml1m.train.lr_schedule) == (0.1, 0.2, "plateau")
+    assert registry.resolve("bert4rec", {}) == beauty                        # no dataset: the defaults
+    assert registry.resolve("bert4rec", {}, "/data/ml-1m.pkl") == beauty       # a path: no preset
+    mixed = registry.resolve("bert4rec", {"bert4rec": {"dropout": "0.3"}}, "ml-1m")
+    assert (mixed.config.dropout, mixed.config.mask_prob, mixed.train.lr_schedule) == (0.3, 0.2, "plateau")
+
+
+def test_every_preset_names_a_known_dataset_and_typed_fields():
+    from bench import data
+    for name in registry.names():
+        for dataset in getattr(registry.model_class(name), "dataset_presets", {}):
+            assert dataset in data.NAMED + data.BUILTIN, (name, dataset)
+            registry.resolve(name, {}, dataset)          # unknown field or bad value raises
+
+
+def test_a_preset_run_is_the_run_with_the_same_values_set():
+    """So results stored by an explicit --set command are found (and skipped) by the plain one."""
+    from bench import runner
+    from bench.protocol import Protocol
+    explicit = registry.resolve("bert4rec", {"bert4rec": {"dropout": "0.1", "mask_prob": "0.2",
+                                                           "lr_schedule": "plateau"}})
+    preset = registry.resolve("bert4rec", {}, "ml-1m")
+    assert runner.run_id(explicit, "fp", 0, Protocol()) == runner.run_id(preset, "fp", 0, Protocol())
+    assert runner.run_id(registry.resolve("bert4rec", {}), "fp", 0, Protocol()) != runner.run_id(
+        preset, "fp", 0, Protocol())
+
+
+def test_bench_run_trains_with_the_datasets_preset(tmp_path, monkeypatch):
+    from bench.runner import RunRequest, run_one
+    cls = registry.model_class("sasrec")
+    monkeypatch.setattr(cls, "dataset_presets", {"synthetic": {"hidden": "16", "epochs": "1"}}, raising=False)
+    record = run_one(RunRequest(model="sasrec", dataset="synthetic", seed=0, out=str(tmp_path),
+                                overrides={"sasrec": {"heads": "1"}}))
+    assert record["config"]["hidden"] == 16 and record["config"]["heads"] == 1
+    assert record["train"]["epochs"] == 1 and record["epochs_run"] == 1
