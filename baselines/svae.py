@@ -69,15 +69,18 @@ class SVAE(nn.Module):
         nn.init.normal_(self.item.weight, std=cfg.embed ** -0.5)
         nn.init.normal_(self.out.weight, std=cfg.hidden ** -0.5)
 
-    def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, L) left-padded ids -> mu, logvar (B, L, Z) of q(z_t | items <= t)."""
+    def states(self, history: Tensor) -> Tensor:
+        """(B, L) left-padded ids -> (B, L, H) fp32 encoder states; state t has seen items <= t."""
         rolled, back = align_left(history)
         # fp32 GRU: CUDA autocast would run cuDNN's GRU in fp16 (whatever dtype is asked) with no
         # loss scaling; on CPU autocast leaves it in fp32 already, so this changes nothing there
         with torch.autocast(history.device.type, enabled=False):
             states, _ = self.gru(self.drop(self.item(rolled)).float())   # (B, L, H), real steps first
-        states = states.gather(1, back[..., None].expand_as(states))     # (B, L, H), original columns
-        mu, logvar = self.posterior(states.float()).chunk(2, -1)
+        return states.gather(1, back[..., None].expand_as(states))      # (B, L, H), original columns
+
+    def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L) left-padded ids -> mu, logvar (B, L, Z) of q(z_t | items <= t)."""
+        mu, logvar = self.posterior(self.states(history).float()).chunk(2, -1)
         return mu, logvar
 
     def beta(self, step: int | None) -> float:
@@ -99,12 +102,15 @@ class SVAE(nn.Module):
         real = ahead[..., 0] != 0                                     # (B, L) positions with a next item
         mu, logvar = mu[real], logvar[real]                           # (M, Z)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        h = self.decoder(z)                                           # (M, D)
-        y = ahead[real]                                               # (M, K)
-        nll = sum(full_softmax_ce(h[y[:, k] != 0], self.out.weight, y[y[:, k] != 0, k], reduction="sum")
-                  for k in range(self.cfg.next_k)) / (y != 0).sum()
+        nll = self.nll(z, ahead[real])
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
         return {"loss": nll + self.beta(batch.get("step")) * kl, "nll": nll, "kl": kl}
+
+    def nll(self, z: Tensor, y: Tensor) -> Tensor:
+        """Mean multinomial NLL of the next items y (M, K; 0 = none) decoded from z (M, Z)."""
+        h = self.decoder(z)                                           # (M, D)
+        return sum(full_softmax_ce(h[y[:, k] != 0], self.out.weight, y[y[:, k] != 0, k], reduction="sum")
+                   for k in range(self.cfg.next_k)) / (y != 0).sum()
 
     def score(self, batch: dict[str, Tensor]) -> Tensor:
         mu, _ = self.encode(batch["history"])

@@ -22,6 +22,7 @@ MODELS: dict[str, str] = {
     "sasrec": "baselines.sasrec:SASRec",
     "bert4rec": "baselines.bert4rec:BERT4Rec",
     "svae": "baselines.svae:SVAE",
+    "acvae": "baselines.acvae:ACVAE",
     "diffurec": "models.diffurec:DiffuRec",
     "diffurecsys": "models.diffurec:DiffuRecSys",
 }

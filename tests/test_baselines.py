@@ -1,4 +1,4 @@
-"""BERT4Rec and SVAE: their masking, annealing and padding pieces, and a planted signal each learns."""
+"""BERT4Rec, SVAE and ACVAE: their masking, annealing, critic and padding pieces, and a planted signal each learns."""
 import pytest
 import torch
 
@@ -81,6 +81,8 @@ SMALL = {"epochs": "30", "lr": "0.005", "dropout": "0.1", "patience": "30", "eva
 PLANTED = [
     ("bert4rec", {**SMALL, "hidden": "32"}),
     ("svae", {**SMALL, "embed": "32", "rnn_hidden": "32", "hidden": "32", "latent": "16", "anneal_steps": "100"}),
+    ("acvae", {**SMALL, "embed": "32", "rnn_hidden": "32", "hidden": "32", "latent": "16", "anneal_steps": "100",
+               "critic_hidden": "32"}),
 ]
 
 
@@ -88,3 +90,52 @@ PLANTED = [
 def test_learns_a_planted_sequence(tmp_path, name, sets):
     """Next item fully determined by the previous one: HR@10 > 0.95 (the registry test's check)."""
     learns_planted(tmp_path, name, sets)
+
+
+def small_acvae(**sets):
+    return registry.resolve("acvae", {"acvae": {"rnn_hidden": "8", "latent": "4", "embed": "8", "hidden": "8",
+                                                 "critic_hidden": "64", **sets}}).build(10)
+
+
+def test_acvae_critic_learns_the_kl_it_stands_for():
+    """Trained alone on z ~ q(z|s) against z ~ N(0, I), the critic's mean on q is the analytic KL."""
+    torch.manual_seed(0)
+    model, M = small_acvae(), 1024
+    s = torch.randn(M, 8)
+    mu, logvar = 0.8 * s[:, :4], -1.0 + 0.3 * s[:, 4:]
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
+    opt = torch.optim.Adam(model.critic.parameters(), lr=3e-3)
+    sample = lambda: mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # noqa: E731
+    softplus = torch.nn.functional.softplus
+    for _ in range(400):
+        loss = softplus(-model.critic_logit(s, sample())).mean() + softplus(model.critic_logit(s, torch.randn(M, 4))).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        estimate = model.critic_logit(s, sample()).mean()
+    assert abs(estimate - kl) < 0.15 * kl, (float(estimate), float(kl))
+
+
+def test_acvae_kl_term_moves_the_encoder_not_the_critic():
+    torch.manual_seed(0)
+    model = small_acvae(contrast_weight="0")
+    batch = {"history": torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]]), "target": torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8]])}
+    model.loss(batch)["kl"].backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.critic.parameters())
+    assert model.posterior.weight.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+    model.loss(batch)["critic"].backward()                       # the critic's own loss: only the critic
+    assert model.critic[0].weight.grad.abs().sum() > 0
+    assert model.posterior.weight.grad is None and model.gru.weight_ih_l0.grad is None
+
+
+def test_acvae_encoder_is_causal_and_blind_to_padding():
+    torch.manual_seed(0)
+    model = small_acvae(conv_kernel="3").eval()
+    with torch.no_grad():
+        a = model.states(torch.tensor([[0, 0, 1, 2, 3, 4]]))
+        b = model.states(torch.tensor([[0, 0, 1, 2, 3, 9]]))          # a later item changed
+        c = model.states(torch.tensor([[1, 2, 3, 4]]))                # left padding cut off
+    assert torch.allclose(a[:, 2:5], b[:, 2:5]) and not torch.allclose(a[:, 5], b[:, 5])
+    assert torch.allclose(a[:, 2:], c, atol=1e-6)
