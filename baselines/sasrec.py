@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.layers import Block, Dropout, attention_mask, catalogue_scores, full_softmax_ce, reversed_positions
+from models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
+                           reversed_positions, xavier_init)
 from bench.errors import BenchError
 from bench.training import TrainConfig
 
@@ -31,6 +32,8 @@ class SASRecConfig:
     loss: Literal["ce", "bce"] = "ce"
     negatives: int = 1            # sampled negatives per target, for loss="bce"
     label_smoothing: float = 0.0  # for loss="ce": weight moved from the target to all items
+    block: Literal["prenorm", "sasrec"] = "prenorm"   # see models.layers.make_block
+    init: Literal["normal", "xavier"] = "normal"      # xavier: the SASRec reference code's
 
     def validate(self):
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -62,9 +65,12 @@ class SASRec(nn.Module):
         self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)
         self.pos = nn.Embedding(cfg.max_positions, cfg.hidden)
         self.drop = Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.blocks))
+        self.blocks = nn.ModuleList(make_block(cfg.block, cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.blocks))
         self.norm = nn.LayerNorm(cfg.hidden)
-        nn.init.normal_(self.item.weight, std=cfg.hidden ** -0.5)
+        if cfg.init == "xavier":
+            xavier_init(self)
+        else:
+            nn.init.normal_(self.item.weight, std=cfg.hidden ** -0.5)
 
     def encode(self, history: Tensor) -> Tensor:
         """(B, L) left-padded item ids -> (B, L, D) states; row t sees items <= t."""

@@ -63,17 +63,34 @@ def batch_order(real: Tensor, batch_size: int, generator: torch.Generator, bucke
 
 
 def epoch_batches(examples: Tensor, fmt: str, batch_size: int, generator: torch.Generator, bucket: int = 0):
-    """Yield shuffled batches, each cut to its longest real row."""
+    """Yield shuffled batches, each cut to its longest real row.
+
+    "sequence" batches carry `loss_scale`: their share of the epoch's targets
+    times the number of batches (1.0 on average). A model whose loss is a mean
+    over a batch's targets, scaled by it, weighs every target the same in
+    whichever batch it falls, as with random batches. Without it, length-sorted
+    batches would weigh a target of a short sequence (in a batch with few
+    targets) several times more than one of a long sequence.
+    """
     width = examples.shape[1]
     real = (examples != 0).sum(1)
-    for idx in batch_order(real, batch_size, generator, bucket):
+    order = batch_order(real, batch_size, generator, bucket)
+    per_batch = (real - 1).clamp(min=0).sum().item() / max(len(order), 1)    # mean targets per batch
+    for idx in order:
         longest = int(real[idx].max())
         rows = examples[idx, width - longest:]
         if fmt == "sequence":
             history = rows[:, :-1]
-            yield {"history": history, "target": torch.where(history != 0, rows[:, 1:], 0)}
+            target = torch.where(history != 0, rows[:, 1:], 0)
+            scale = int((target != 0).sum()) / per_batch if per_batch else 1.0
+            yield {"history": history, "target": target, "loss_scale": scale}
         else:
             yield {"history": rows[:, :-1], "target": rows[:, -1]}
+
+
+def to_device(batch: dict, device) -> dict:
+    """The batch's tensors on `device`; other entries (loss_scale) as they are."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def n_batches(examples: Tensor, batch_size: int) -> int:

@@ -147,7 +147,7 @@ def measure(name: str, ds: data.Dataset, protocol: Protocol, device: torch.devic
             if step == cfg.warmup:
                 sync(device)
                 t0 = time.perf_counter()
-            batch = {k: v.to(device) for k, v in next(stream).items()}
+            batch = batching.to_device(next(stream), device)
             batch["step"] = step
             train_step(model, optimizer, batch, device, train_cfg)
             if step >= cfg.warmup:
@@ -160,7 +160,7 @@ def measure(name: str, ds: data.Dataset, protocol: Protocol, device: torch.devic
         row.update(train_targets_per_s=targets / seconds, ms_per_step=1000 * seconds / cfg.train_steps,
                    train_gflops=flops / seconds / 1e9, batch_size=train_cfg.batch_size)
         for step in range(done, cfg.parity_steps):
-            batch = {k: v.to(device) for k, v in next(stream).items()}
+            batch = batching.to_device(next(stream), device)
             batch["step"] = step
             train_step(model, optimizer, batch, device, train_cfg)
         row["parity_steps"] = max(done, cfg.parity_steps)

@@ -122,16 +122,23 @@ def mean_metrics(per_user: dict[str, Tensor]) -> dict[str, float]:
 ScoreFn = Callable[[dict[str, Tensor]], Tensor]
 
 
-@torch.no_grad()
 def rank_split(score: ScoreFn, split: EvalSplit, protocol: Protocol, batch_size: int,
                device: torch.device, n_items: int) -> Tensor:
-    """Ranks (U,) of every user's target, in user order.
+    """Ranks (U,) of every user's target, in user order, under the protocol's seen-item setting."""
+    return rank_split_seen(score, split, batch_size, device, n_items, (protocol.exclude_seen,))[protocol.exclude_seen]
 
-    Users are batched by history length so that each batch is cut to its
-    longest real history; with left padding that changes no score.
+
+@torch.no_grad()
+def rank_split_seen(score: ScoreFn, split: EvalSplit, batch_size: int, device: torch.device, n_items: int,
+                    settings: tuple[bool, ...] = (False, True)) -> dict[bool, Tensor]:
+    """{exclude_seen: ranks (U,)} for each setting, from one scoring pass.
+
+    Both seen-item settings rank the same scores, so a stochastic scorer's
+    draws are shared. Users are batched by history length so that each batch
+    is cut to its longest real history; with left padding that changes no score.
     """
     order = torch.argsort(split.lengths, stable=True)
-    ranks = torch.empty(len(order), dtype=torch.long)
+    ranks = {s: torch.empty(len(order), dtype=torch.long) for s in settings}
     width = split.history.shape[1]
     for start in range(0, len(order), batch_size):
         users = order[start:start + batch_size]
@@ -140,6 +147,8 @@ def rank_split(score: ScoreFn, split: EvalSplit, protocol: Protocol, batch_size:
         scores = score({"history": history.to(device)})
         if scores.shape != (len(users), n_items + 1):
             raise RuntimeError(f"score() returned shape {tuple(scores.shape)}, expected {(len(users), n_items + 1)}")
-        exclude = seen_mask(split, users, n_items + 1) if protocol.exclude_seen else None
-        ranks[users] = ranks_from_scores(scores.float().cpu(), split.target[users], exclude)
+        scores = scores.float().cpu()
+        for exclude_seen in settings:
+            exclude = seen_mask(split, users, n_items + 1) if exclude_seen else None
+            ranks[exclude_seen][users] = ranks_from_scores(scores, split.target[users], exclude)
     return ranks

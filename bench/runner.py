@@ -24,7 +24,8 @@ from bench import data, registry, results
 from bench.errors import BenchError
 from bench.fields import identity
 from bench.progress import make as make_progress
-from bench.protocol import Protocol, eval_split, metrics_from_ranks
+from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks
+from bench.results import SEEN_KEY, SEEN_PER_USER
 from bench.training import EvalCallback, Trainer, resolve_device
 
 
@@ -189,6 +190,8 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
     outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress, req.on_eval).run()
     write_history(run_dir / "history.csv", outcome.history)
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
+    for exclude, ranks in outcome.test_ranks_seen.items():
+        write_per_user(run_dir / SEEN_PER_USER[exclude], ranks, req.protocol.ks)
     if hasattr(model, "trajectory"):
         write_trajectory(run_dir / "trajectory.npz", model, ds, req.protocol, device)
     record = {
@@ -202,6 +205,11 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
         "versions": versions(), "git_revision": git_revision(),
         "history": str((run_dir / "history.csv").relative_to(out)),
         "per_user": str((run_dir / "test_per_user.csv").relative_to(out)),
+        # test under both seen-item settings, same checkpoint and scores; selection used the protocol's
+        "test_seen": {SEEN_KEY[e]: mean_metrics(metrics_from_ranks(r, req.protocol.ks))
+                      for e, r in outcome.test_ranks_seen.items()},
+        "per_user_seen": {SEEN_KEY[e]: str((run_dir / SEEN_PER_USER[e]).relative_to(out))
+                          for e in outcome.test_ranks_seen},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **req.tags,
     }
     results.append(out, record)

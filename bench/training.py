@@ -24,7 +24,8 @@ from bench.checkpoint import atomic_torch_save, load
 from bench.data import Dataset
 from bench.errors import BenchError
 from bench.progress import NullProgress
-from bench.protocol import EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
+from bench.protocol import (EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split,
+                            rank_split_seen)
 
 SELECT_METRIC = "ndcg@10"
 
@@ -47,6 +48,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "bf16"
     grad_clip: float = 0.0      # max gradient norm; 0 = off
     length_buckets: int = 50    # batches per length-sorted bucket; 0 = plain shuffling
+    # batch: each batch's mean loss weighs the same; targets: scaled by the batch's share of the
+    # epoch's targets (batching.epoch_batches), so every target weighs the same, as in random batches
+    loss_weight: Literal["batch", "targets"] = "batch"
 
     def __post_init__(self):
         if self.length_buckets < 0:
@@ -71,6 +75,9 @@ class RunOutcome:
     eval_seconds: float
     history: list[dict] = field(default_factory=list)
     test_seconds: float = 0.0       # the one test pass alone: inference latency
+    # test ranks with seen items kept (False) and removed (True), from the same scores;
+    # test_ranks is the entry of the protocol's setting
+    test_ranks_seen: dict[bool, torch.Tensor] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,6 +110,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, 
     with autocast(device, cfg.precision):
         out = model.loss(batch)
     loss = out["loss"] if isinstance(out, dict) else out
+    if cfg.loss_weight == "targets":
+        loss = loss * batch.get("loss_scale", 1.0)
     value = float(loss.detach())
     if not math.isfinite(value):
         return value
@@ -221,7 +230,7 @@ class Trainer:
         self.epoch_lr = self.optimizer.param_groups[0]["lr"]          # the lr this epoch trains with
         total, t0 = 0.0, time.perf_counter()
         for i, batch in enumerate(batching.epoch_batches(examples, fmt, self.cfg.batch_size, gen, self.cfg.length_buckets)):
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch = batching.to_device(batch, self.device)
             batch["step"] = (epoch - 1) * n + i
             value = train_step(self.model, self.optimizer, batch, self.device, self.cfg)
             if not math.isfinite(value):
@@ -256,7 +265,10 @@ class Trainer:
         self.model.load_state_dict(load(self.best_path))
         test = eval_split(self.ds, "test", self.protocol)
         t0 = time.perf_counter()
-        test_ranks = self._ranks(test)
+        self.model.eval()
+        with autocast(self.device, self.cfg.precision):
+            both = rank_split_seen(self.model.score, test, self.cfg.eval_batch_size, self.device, self.ds.n_items)
+        test_ranks = both[self.protocol.exclude_seen]
         test_seconds = time.perf_counter() - t0
         s["eval_seconds"] += test_seconds
         self.progress.close()
@@ -264,5 +276,5 @@ class Trainer:
             valid=s["best_valid"], test=mean_metrics(metrics_from_ranks(test_ranks, self.protocol.ks)),
             test_ranks=test_ranks, best_epoch=s["best_epoch"], epochs_run=s["epoch"],
             train_seconds=s["train_seconds"], eval_seconds=s["eval_seconds"], history=s["history"],
-            test_seconds=test_seconds,
+            test_seconds=test_seconds, test_ranks_seen=both,
         )

@@ -112,12 +112,16 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False, kv: Tensor | None = None) -> Tensor:
         """(B, L, D) -> (B, L, D); with last_only, only the last position's
-        query is computed and the output is (B, 1, D)."""
+        query is computed and the output is (B, 1, D). With kv (B, L, D),
+        queries come from x and keys and values from kv."""
         B, L, D = x.shape
         H, Dh = self.heads, D // self.heads
-        if last_only:
+        if kv is not None:
+            q = F.linear(x, self.qkv.weight[:D], self.qkv.bias[:D]).view(B, L, H, Dh).transpose(1, 2)
+            k, v = F.linear(kv, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
+        elif last_only:
             q = F.linear(x[:, -1:], self.qkv.weight[:D], self.qkv.bias[:D]).view(B, 1, H, Dh).transpose(1, 2)
             k, v = F.linear(x, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
             mask, L = mask[:, :, -1:], 1
@@ -138,3 +142,41 @@ class Block(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask))
         return x + self.mlp(self.ln2(x))
+
+
+class SASRecBlock(nn.Module):
+    """The block of the SASRec paper and its reference code (Kang & McAuley 2018, eq. 4-6):
+    queries from LayerNorm(x), keys and values from x itself, the residual added to x;
+    then the stream is re-normalised and a ReLU feed-forward as wide as the hidden
+    size adds to the normalised stream. Unlike the pre-norm `Block`, the residual
+    stream is renormalised once per block, so its scale cannot drift with depth."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), Dropout(dropout), nn.ReLU(), nn.Linear(dim, dim), Dropout(dropout))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x), mask, kv=x)
+        x = self.ln2(x)
+        return x + self.mlp(x)
+
+
+def make_block(layout: str, dim: int, heads: int, dropout: float) -> nn.Module:
+    """'prenorm' (nanoGPT: GELU feed-forward 4x wide) or 'sasrec' (`SASRecBlock`)."""
+    return SASRecBlock(dim, heads, dropout) if layout == "sasrec" else Block(dim, heads, dropout)
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-normal weights for every Linear and Embedding, zero biases: the
+    initialisation of the SASRec reference code. An item table of N rows then
+    starts at std sqrt(2 / (N + D)), far smaller than N(0, 1) rows."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.xavier_normal_(m.weight)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            with torch.no_grad():
+                m.weight[m.padding_idx].zero_()

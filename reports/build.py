@@ -73,7 +73,9 @@ def title_lines(coll: Collection, dirs: list[Path], reference: str, test: str) -
 
 
 def make_tables(coll: Collection, reference: str, test: str) -> list[tables.Table]:
-    out = [tables.comparison(coll, d, reference, test) for d in coll.datasets()]
+    out = []
+    for d in coll.datasets():
+        out += [tables.comparison(coll, d, reference, test), tables.protocols(coll, d, test)]
     for (study, d, m), runs in sorted(coll.studies().items()):
         out.append(tables.ablation(study, d, m, runs))
     if not coll.studies():

@@ -121,8 +121,45 @@ class Variant:
         """Per-user test values averaged over seeds (users are rows of the test split)."""
         return np.mean([r.per_user[metric] for r in self.runs], axis=0)
 
+    def seen_values(self, seen: str, metric: str, evals: list[dict]) -> list[float] | None:
+        """Test values (%) per seed with seen items kept or removed; None if some seed lacks them."""
+        out = []
+        for run in self.runs:
+            source = seen_test(run, seen, evals)
+            if source is None:
+                return None
+            out.append(100 * source[0][metric])
+        return out
+
+    def seen_per_user(self, seen: str, metric: str, evals: list[dict]) -> np.ndarray | None:
+        """Per-user test values with seen items kept or removed, averaged over seeds."""
+        values = []
+        for run in self.runs:
+            source = seen_test(run, seen, evals)
+            if source is None:
+                return None
+            values.append(read_csv(run.root / source[1])[metric])
+        return np.mean(values, axis=0)
+
     def mean_of(self, key: str) -> float:
         return statistics.fmean(float(r.record[key]) for r in self.runs)
+
+
+def seen_test(run: Run, seen: str, evals: list[dict]) -> tuple[dict, str] | None:
+    """(test metrics, per-user file) of a run with seen items kept or removed, from the same checkpoint:
+    the run's own record (runs since both settings are stored), else the protocol's own test, else
+    a `bench eval` that changed only the seen-item setting."""
+    record = run.record
+    if seen in record.get("test_seen", {}) and seen in record.get("per_user_seen", {}):
+        return record["test_seen"][seen], record["per_user_seen"][seen]
+    exclude = seen == "removed"
+    if bool(record["protocol"].get("exclude_seen")) == exclude:
+        return record["test"], record["per_user"]
+    for e in evals:
+        if (e["run_id"] == record["run_id"] and e["changes"] == {"exclude_seen": exclude}
+                and "test" in e and e.get("per_user")):
+            return e["test"], e["per_user"]
+    return None
 
 
 @dataclass
@@ -223,7 +260,8 @@ def rescore(runs: list[Run], evals: list[dict]) -> str:
     for run in runs:
         e = latest.get(run.record["run_id"])
         if e is not None:
-            run.record = {**run.record, **{s: e[s] for s in ("valid", "test") if s in e},
+            kept = {k: v for k, v in run.record.items() if k not in ("test_seen", "per_user_seen")}
+            run.record = {**kept, **{s: e[s] for s in ("valid", "test") if s in e},
                           "per_user": e["per_user"], "rescored_by": e.get("git_revision")}
             touched.add(run.record["run_id"])
     return (f"--rescored: {len(touched)} of {len({r.record['run_id'] for r in runs})} runs take their metrics and "

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reports import published
 from reports.collect import METRICS, SELECT, Collection, Run, Variant, display, variant_key
 from reports.stats import ALPHA, TESTS, holm, paired_p
 
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
            "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10",
-           "valid hr@10": "Val HR@10"}
+           "valid hr@10": "Val HR@10", "kept hr@10": "HR@10 kept", "kept ndcg@10": "NDCG@10 kept",
+           "removed hr@10": "HR@10 removed", "removed ndcg@10": "NDCG@10 removed"}
 DAGGER = "†"        # on a model's cell: the reference model differs from it significantly (Holm, p < ALPHA)
 STAR = "*"          # on an Improv. cell: the reference beats the best other model significantly
 
@@ -86,6 +88,94 @@ def comparison(coll: Collection, dataset: str, reference: str, test: str) -> Tab
         return table
     mark_significance(table, chosen, reference, others, test)
     return table
+
+
+SEEN_COLUMNS = [(seen, m) for seen in published.SEEN for m in ("hr@10", "ndcg@10")]
+DIFFUSION = ("diffurecsys", "diffurec")
+ANCHOR = "sasrec"           # the diffusion models are tested against it in the verdict
+
+
+def protocols(coll: Collection, dataset: str, test: str) -> Table:
+    """Test HR@10 / NDCG@10 with seen items kept and removed, from the same checkpoints, per chosen
+    model; published rows of the same protocol beneath, with the measured row's relative difference;
+    notes: each diffusion model against SASRec under both settings (paired test, Holm)."""
+    chosen = coll.chosen(dataset)
+    rows = []
+    for m, v in chosen.items():
+        tried = len({variant_key(r.record) for r in coll.runs
+                     if r.model == m and r.record["dataset"] == v.record["dataset"]})
+        cells = [Cell(*v.stat("valid", SELECT))]
+        for seen, metric in SEEN_COLUMNS:
+            vals = v.seen_values(seen, metric, coll.evals)
+            cells.append(None if vals is None else Cell(*mean_std(vals)))
+        rows.append(Row([display(m), str(v.seeds), str(tried)], cells))
+    rank_columns(rows)
+    table = Table(f"protocols_{slug(dataset)}", f"{dataset}: test with seen items kept and removed (%)",
+                  f"Test HR@10 / NDCG@10 (%) on {dataset}, mean ± std over seeds, with a user's seen items "
+                  "kept among the candidates (the DiffuRec paper's protocol) and removed (the protocol of "
+                  "most later papers), both from the same best-validation checkpoint. Selection on validation "
+                  f"NDCG@10 ({'seen removed' if 'excluded' in dataset else 'seen kept'}). Configs: "
+                  "configurations of the model run on this dataset, the best on validation shown. Rows "
+                  "marked 'published' are reported figures under the same protocol; Δ: measured against "
+                  "published, relative.",
+                  ["Model", "Seeds", "Configs"], ["valid ndcg@10"] + [f"{s} {m}" for s, m in SEEN_COLUMNS], rows)
+    add_published(table, chosen)
+    table.notes += verdict(coll, chosen, test)
+    return table
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    import statistics
+
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def add_published(table: Table, chosen: dict[str, Variant]) -> None:
+    if not chosen:
+        return
+    rec = next(iter(chosen.values())).record
+    name, n_items, max_len = rec["dataset"], rec["n_items"], rec["protocol"]["max_len"]
+    for seen in published.SEEN:
+        for p in published.matching(name, n_items, max_len, seen):
+            cells: list[Cell | None] = [None] * (1 + len(SEEN_COLUMNS))
+            delta: list[Cell | None] = [None] * (1 + len(SEEN_COLUMNS))
+            for j, (s, metric) in enumerate(SEEN_COLUMNS, start=1):
+                if s != seen:
+                    continue
+                cells[j] = Cell(p.metric(metric))
+                mine = table.rows[list(chosen).index(p.model)].cells[j] if p.model in chosen else None
+                if mine is not None and p.metric(metric):
+                    delta[j] = Cell(100 * (mine.mean - p.metric(metric)) / p.metric(metric), unit="%")
+            table.footer.append(Row([f"published: {p.label}", str(p.seeds), ""], cells))
+            if any(delta):
+                table.footer.append(Row([f"Δ {display(p.model)} measured vs published", "", ""], delta))
+            table.notes.append(f"published: {p.label}, seen {seen}, max_len {max_len}: {p.source}")
+
+
+def verdict(coll: Collection, chosen: dict[str, Variant], test: str) -> list[str]:
+    """One line per seen-item setting: each diffusion model's NDCG@10 and HR@10 against SASRec."""
+    if ANCHOR not in chosen:
+        return []
+    models = [m for m in DIFFUSION if m in chosen]
+    lines = []
+    for seen in published.SEEN:
+        for metric in ("ndcg@10", "hr@10"):
+            base = chosen[ANCHOR].seen_per_user(seen, metric, coll.evals)
+            raw, gaps = {}, {}
+            for m in models:
+                mine = chosen[m].seen_per_user(seen, metric, coll.evals)
+                if base is None or mine is None or len(mine) != len(base):
+                    continue
+                raw[m] = paired_p(mine, base, test)
+                gaps[m] = 100 * (mine.mean() - base.mean()) / base.mean() if base.mean() else float("nan")
+            adjusted = holm(raw)
+            for m in raw:
+                word = "above" if gaps[m] > 0 else "below"
+                sig = "significant" if adjusted[m] < ALPHA else "not significant"
+                lines.append(f"Seen {seen}, {metric.upper()}: {display(m)} is {abs(gaps[m]):.1f} % {word} SASRec "
+                             f"(p = {adjusted[m]:.2g}, {TESTS[test]}, Holm over {len(raw)} diffusion "
+                             f"model{'s' * (len(raw) > 1)}; {sig}).")
+    return lines
 
 
 def epochs_label(v: Variant) -> str:

@@ -34,8 +34,8 @@ def report(runs, tmp_path_factory):
     return out
 
 
-def chosen_means(runs, untagged=False) -> dict[str, dict[str, float]]:
-    """Per model, test means (%) of the config with the best mean validation NDCG@10, from the records."""
+def chosen_records(runs, untagged=False) -> dict[str, list[dict]]:
+    """Per model, the records (one per seed) of the config with the best mean validation NDCG@10."""
     latest = {r["run_id"]: r for r in records(runs) if not (untagged and "study" in r)}
     groups = {}
     for r in latest.values():
@@ -45,8 +45,14 @@ def chosen_means(runs, untagged=False) -> dict[str, dict[str, float]]:
     for (model, _), rs in groups.items():
         valid = statistics.fmean(r["valid"]["ndcg@10"] for r in rs)
         if model not in best or valid > best[model][0]:
-            best[model] = (valid, {m: 100 * statistics.fmean(r["test"][m] for r in rs) for m in METRICS})
+            best[model] = (valid, rs)
     return {m: v[1] for m, v in best.items()}
+
+
+def chosen_means(runs, untagged=False) -> dict[str, dict[str, float]]:
+    """Per model, test means (%) of the config with the best mean validation NDCG@10, from the records."""
+    return {m: {k: 100 * statistics.fmean(r["test"][k] for r in rs) for k in METRICS}
+            for m, rs in chosen_records(runs, untagged).items()}
 
 
 def markdown_rows(text: str, first: str) -> dict[str, list[str]]:
@@ -74,7 +80,7 @@ def test_pdf_has_every_page_and_the_table_values(runs, report):
     n_tables = len(list((report / "tables").glob("*.md")))
     n_figures = len(list((report / "figures").glob("*.png")))
     n_gifs = len(list((report / "gifs").glob("*.gif")))
-    assert n_tables == 3 and n_gifs == 3 and n_figures >= 6
+    assert n_tables == 4 and n_gifs == 3 and n_figures >= 6       # compare, protocols, 2 ablations
     assert len(reader.pages) == 1 + n_tables + n_figures + n_gifs + 1
     pages = [p.extract_text() for p in reader.pages]
     recs = records(runs)
@@ -286,3 +292,62 @@ def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluatio
         mean = 100 * (seed0 + other["test"]["hr@10"]) / 2
         cell = re.sub(r"</?u>|\*", "", markdown_rows(text, "Model")["DiffuRecSys"][1])
         assert cell.startswith(f"{mean:.2f}±"), (flag, cell)
+
+
+def test_protocols_table_shows_both_seen_settings_and_matching_published_rows(runs, tmp_path, monkeypatch):
+    """Both seen-item settings from the same runs, published rows of the same protocol only, with the
+    relative difference, and the diffusion model tested against SASRec under each setting."""
+    from reports import published
+
+    n_items = records(runs)[0]["n_items"]
+    table = tmp_path / "published.csv"
+    table.write_text(
+        "model,label,dataset,seen,max_len,n_items,seeds,hr@10,ndcg@10,source\n"
+        f"sasrec,SASRec reported,synthetic,kept,50,{n_items},1,10.0,5.0,a paper (Table 1)\n"
+        f"esasrec,eSASRec reported,synthetic,removed,50,{n_items},1,20.0,8.0,repo@abc README.md\n"
+        f"sasrec,SASRec at max_len 200,synthetic,kept,200,{n_items},1,30.0,9.0,another paper\n"
+        f"sasrec,SASRec other items,synthetic,kept,50,{n_items + 1},1,40.0,9.5,another paper\n")
+    monkeypatch.setattr(published, "PUBLISHED", table)
+    out = tmp_path / "out"
+    build_report([runs], out, {"md"})
+    text = (out / "tables" / "protocols_synthetic.md").read_text()
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")]
+                                              for line in text.splitlines() if line.startswith("| "))}
+    latest = chosen_records(runs)["sasrec"]
+    for j, (seen, metric) in enumerate((("kept", "hr@10"), ("kept", "ndcg@10"), ("removed", "hr@10"),
+                                        ("removed", "ndcg@10")), start=3):
+        mean = statistics.fmean(100 * r["test_seen"][seen][metric] for r in latest)
+        assert re.sub(r"</?u>|\*", "", rows["SASRec"][j]).startswith(f"{mean:.2f}"), (seen, metric)
+    kept_hr = statistics.fmean(100 * r["test_seen"]["kept"]["hr@10"] for r in latest)
+    assert rows["published: SASRec reported"][3:5] == ["10.00", "5.00"]
+    assert rows["Δ SASRec measured vs published"][3].startswith(f"{100 * (kept_hr - 10) / 10:+.2f}%")
+    assert rows["published: eSASRec reported"][5:7] == ["20.00", "8.00"]
+    assert "published: SASRec at max_len 200" not in rows and "published: SASRec other items" not in rows
+    assert "Δ eSASRec measured vs published" not in rows          # not a measured model
+    assert rows["SASRec"][1] == "4"                       # configurations run: default, 2 other dropouts, bce
+    assert "repo@abc README.md" in text and "a paper (Table 1)" in text
+    for seen in ("kept", "removed"):
+        assert re.search(rf"Seen {seen}, NDCG@10: DiffuRecSys is \d+\.\d % (above|below) SASRec \(p = ", text)
+
+
+def test_published_file_holds_the_anchor_rows():
+    from reports import published
+
+    rows = published.load()
+    beauty_kept = {(p.model, p.hr10, p.ndcg10) for p in published.matching("beauty", 12101, 50, "kept")}
+    assert ("diffurec", 7.91, 4.75) in beauty_kept and ("sasrec", 6.26, 3.23) in beauty_kept
+    beauty_removed = {(p.model, p.hr10, p.ndcg10) for p in published.matching("beauty", 12101, 50, "removed")}
+    assert ("sasrec", 9.86, 5.97) in beauty_removed and ("bsarec", 10.08, 6.11) in beauty_removed
+    assert {(p.model, p.hr10) for p in published.matching("ml-1m", 3706, 200, "removed")} == {
+        ("sasrec", 29.29), ("esasrec", 31.33)}
+    assert all(p.source for p in rows) and len({(p.model, p.label, p.dataset, p.seen) for p in rows}) == len(rows)
+
+
+def test_published_file_errors_name_the_line(tmp_path):
+    from reports import published
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,label,dataset,seen,max_len,n_items,seeds,hr@10,ndcg@10,source\n"
+                   "sasrec,x,beauty,sometimes,50,12101,1,9.0,5.0,src\n")
+    with pytest.raises(BenchError, match="bad.csv:2"):
+        published.load(bad)
