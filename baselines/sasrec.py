@@ -34,10 +34,16 @@ class SASRecConfig:
     label_smoothing: float = 0.0  # for loss="ce": weight moved from the target to all items
     block: Literal["prenorm", "sasrec"] = "prenorm"   # see models.layers.make_block
     init: Literal["normal", "xavier"] = "normal"      # xavier: the SASRec reference code's
+    # 0: padding keys are masked. N > 0 (block="sasrec" only): as the SASRec code, which pads
+    # every history to N positions and masks only future keys, queries also attend to the
+    # N - n_real padding positions (see models.layers.with_padding_slot); N is the max_len
+    pad_slots: int = 0
 
     def validate(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise BenchError(f"sasrec.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.pad_slots < 0 or (self.pad_slots and self.block != "sasrec"):
+            raise BenchError("sasrec.pad_slots must be >= 0, and > 0 only with sasrec.block=sasrec")
         if self.hidden % self.heads:
             raise BenchError(f"sasrec.hidden ({self.hidden}) must be divisible by sasrec.heads ({self.heads})")
 
@@ -80,8 +86,12 @@ class SASRec(nn.Module):
         x = self.item(history) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(history))
         x = self.drop(x) * valid[..., None]
         mask = attention_mask(valid, causal=True)                     # (B, 1, L, L)
+        extra = {}
+        if self.cfg.pad_slots:
+            n_pad = (self.cfg.pad_slots - valid.sum(1)).clamp(min=0)    # (B,)
+            extra["sink"] = torch.where(n_pad > 0, n_pad.float().log(), float("-inf"))
         for block in self.blocks:
-            x = block(x, mask) * valid[..., None]
+            x = block(x, mask, **extra) * valid[..., None]
         return self.norm(x)
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:

@@ -89,7 +89,7 @@ SDPA_MIN_KEYS = 33   # on CPU, shorter key sets use `attend`'s two matmuls
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> Tensor:
     """Scaled dot-product attention; q (B, H, Lq, Dh), k and v (B, H, L, Dh),
-    mask broadcastable to (B, H, Lq, L), True = may attend.
+    mask broadcastable to (B, H, Lq, L): bool, True = may attend, or float, added to the logits.
 
     F.scaled_dot_product_attention everywhere except CPU with fewer than
     SDPA_MIN_KEYS keys, or with attention dropout: there its flash kernel runs
@@ -99,7 +99,9 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, dropout_p: float) -> T
     """
     if q.device.type != "cpu" or (k.shape[-2] >= SDPA_MIN_KEYS and dropout_p == 0):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-    weights = (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).masked_fill(~mask, float("-inf")).softmax(-1)
+    logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+    weights = logits.softmax(-1)
     if dropout_p > 0:
         weights = dropout(weights, dropout_p)
     return weights.to(v.dtype) @ v
@@ -112,15 +114,19 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False, kv: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False, kv: Tensor | None = None,
+                sink: Tensor | None = None) -> Tensor:
         """(B, L, D) -> (B, L, D); with last_only, only the last position's
         query is computed and the output is (B, 1, D). With kv (B, L, D),
-        queries come from x and keys and values from kv."""
+        queries come from x and keys and values from kv; with kv and sink
+        (B,), see `with_padding_slot`."""
         B, L, D = x.shape
         H, Dh = self.heads, D // self.heads
         if kv is not None:
             q = F.linear(x, self.qkv.weight[:D], self.qkv.bias[:D]).view(B, L, H, Dh).transpose(1, 2)
             k, v = F.linear(kv, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
+            if sink is not None:
+                k, v, mask = with_padding_slot(k, v, self.qkv.bias[D:].view(2, 1, H, 1, Dh), mask, sink)
         elif last_only:
             q = F.linear(x[:, -1:], self.qkv.weight[:D], self.qkv.bias[:D]).view(B, 1, H, Dh).transpose(1, 2)
             k, v = F.linear(x, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
@@ -144,6 +150,24 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+def with_padding_slot(k: Tensor, v: Tensor, bias: Tensor, mask: Tensor, log_count: Tensor):
+    """Keys and values (B, H, L, Dh) with one slot in front that stands for a row's padding positions.
+
+    The SASRec code pads every history to max_len and masks only future keys, so each
+    query also attends to the padding: zero inputs, whose keys and values are the
+    projection biases (bias: (2, 1, H, 1, Dh)). n identical keys weigh as one key whose
+    logit is raised by log n; log_count (B,) is log n per row (-inf: no padding).
+    Returns k, v (B, H, 1+L, Dh) and a float mask (B, 1, Lq, 1+L) to add to the logits.
+    """
+    B, H, _, Dh = k.shape
+    k = torch.cat([bias[0].expand(B, H, 1, Dh).to(k.dtype), k], 2)
+    v = torch.cat([bias[1].expand(B, H, 1, Dh).to(v.dtype), v], 2)
+    mask = mask.expand(B, 1, mask.shape[-2], mask.shape[-1])
+    keys = torch.zeros(mask.shape, dtype=k.dtype, device=k.device).masked_fill(~mask, float("-inf"))
+    slot = log_count.to(k.dtype)[:, None, None, None].expand(B, 1, mask.shape[-2], 1)
+    return k, v, torch.cat([slot, keys], -1)
+
+
 class SASRecBlock(nn.Module):
     """The block of the SASRec paper and its reference code (Kang & McAuley 2018, eq. 4-6):
     queries from LayerNorm(x), keys and values from x itself, the residual added to x;
@@ -157,8 +181,8 @@ class SASRecBlock(nn.Module):
         self.attn = SelfAttention(dim, heads, dropout)
         self.mlp = nn.Sequential(nn.Linear(dim, dim), Dropout(dropout), nn.ReLU(), nn.Linear(dim, dim), Dropout(dropout))
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x), mask, kv=x)
+    def forward(self, x: Tensor, mask: Tensor, sink: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.ln1(x), mask, kv=x, sink=sink)
         x = self.ln2(x)
         return x + self.mlp(x)
 

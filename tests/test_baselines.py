@@ -139,3 +139,46 @@ def test_acvae_encoder_is_causal_and_blind_to_padding():
         c = model.states(torch.tensor([[1, 2, 3, 4]]))                # left padding cut off
     assert torch.allclose(a[:, 2:5], b[:, 2:5]) and not torch.allclose(a[:, 5], b[:, 5])
     assert torch.allclose(a[:, 2:], c, atol=1e-6)
+
+
+def sasrec_padded_reference(model, history):
+    """SASRec as its reference code computes it: the history padded with zero inputs to its full
+    width, only future keys masked, so every query also attends to the padding."""
+    import math
+
+    import torch.nn.functional as F
+    from models.layers import reversed_positions
+
+    valid = history != 0
+    x = (model.item(history) * math.sqrt(model.cfg.hidden) + model.pos(reversed_positions(history))) * valid[..., None]
+    B, L, D = x.shape
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+    for blk in model.blocks:
+        a = blk.attn
+        H, Dh = a.heads, D // a.heads
+        q = F.linear(blk.ln1(x), a.qkv.weight[:D], a.qkv.bias[:D]).view(B, L, H, Dh).transpose(1, 2)
+        k, v = F.linear(x, a.qkv.weight[D:], a.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
+        w = (q @ k.transpose(-2, -1) / math.sqrt(Dh)).masked_fill(~causal, float("-inf")).softmax(-1)
+        x = blk.ln2(x + a.out((w @ v).transpose(1, 2).reshape(B, L, D)))
+        x = (x + blk.mlp(x)) * valid[..., None]
+    return model.norm(x)[:, -1] @ model.item.weight.T
+
+
+def test_sasrec_padding_slots_equal_attending_every_padding_position():
+    torch.manual_seed(0)
+    model = registry.resolve("sasrec", {"sasrec": {"hidden": "16", "heads": "2", "dropout": "0", "block": "sasrec",
+                                                   "init": "xavier", "pad_slots": "8"}}).build(30).eval()
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn.qkv.bias.normal_()          # padding keys and values are the biases: make them count
+    history = torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5], [0, 0, 1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0, 0, 7]])
+    with torch.no_grad():
+        full = model.score({"history": history})
+        assert torch.allclose(full, sasrec_padded_reference(model, history), atol=1e-5)
+        assert torch.allclose(full, model.score({"history": history[:, 2:]}), atol=1e-5)   # cut padding: same
+        masked = registry.resolve("sasrec", {"sasrec": {"hidden": "16", "heads": "2", "dropout": "0",
+                                                        "block": "sasrec", "init": "xavier"}}).build(30).eval()
+        masked.load_state_dict(model.state_dict())
+        assert not torch.allclose(full, masked.score({"history": history}), atol=1e-3)    # the slot matters
+    with pytest.raises(BenchError, match="pad_slots"):
+        registry.resolve("sasrec", {"sasrec": {"pad_slots": "50"}})                  # pre-norm block: refused
