@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
-                           reversed_positions, xavier_init)
+                           padding_slot_mask, reversed_positions, xavier_init)
 from bench.errors import BenchError
 from bench.training import TrainConfig
 
@@ -33,7 +33,7 @@ class SASRecConfig:
     negatives: int = 1            # sampled negatives per target, for loss="bce"
     label_smoothing: float = 0.0  # for loss="ce": weight moved from the target to all items
     block: Literal["prenorm", "sasrec"] = "prenorm"   # see models.layers.make_block
-    init: Literal["normal", "xavier"] = "normal"      # xavier: the SASRec reference code's
+    init: Literal["normal", "xavier"] = "normal"      # xavier: the SASRec reference code's (models.layers.xavier_init)
     # 0: padding keys are masked. N > 0 (block="sasrec" only): as the SASRec code, which pads
     # every history to N positions and masks only future keys, queries also attend to the
     # N - n_real padding positions (see models.layers.with_padding_slot); N is the max_len
@@ -74,31 +74,42 @@ class SASRec(nn.Module):
         self.blocks = nn.ModuleList(make_block(cfg.block, cfg.hidden, cfg.heads, cfg.dropout) for _ in range(cfg.blocks))
         self.norm = nn.LayerNorm(cfg.hidden)
         if cfg.init == "xavier":
-            xavier_init(self)
+            xavier_init(self, keep=tuple(b.mlp for b in self.blocks))
         else:
             nn.init.normal_(self.item.weight, std=cfg.hidden ** -0.5)
 
-    def encode(self, history: Tensor) -> Tensor:
-        """(B, L) left-padded item ids -> (B, L, D) states; row t sees items <= t."""
+    def encode(self, history: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L) left-padded item ids -> states (M, D) of the M real positions in row-major
+        order, and the (B, L) bool of those positions; row t sees items <= t.
+
+        With block="sasrec" every per-position layer (embedding, dropout, projections,
+        norms, feed-forward) runs on the real positions only, scattered into (B, L) just
+        for attention: on short-history data most of a batch of random rows is padding."""
         if history.shape[1] > self.cfg.max_positions:
             raise BenchError(f"history length {history.shape[1]} exceeds sasrec.max_positions {self.cfg.max_positions}")
         valid = history != 0                                          # (B, L)
-        x = self.item(history) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(history))
-        x = self.drop(x) * valid[..., None]
         mask = attention_mask(valid, causal=True)                     # (B, 1, L, L)
-        extra = {}
+        if self.cfg.block == "prenorm":
+            x = self.item(history) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(history))
+            x = self.drop(x) * valid[..., None]
+            for block in self.blocks:
+                x = block(x, mask) * valid[..., None]
+            return self.norm(x[valid]), valid
+        real = valid.nonzero(as_tuple=True)
+        x = self.item(history[real]) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(history)[real])
+        x = self.drop(x)                                              # (M, D)
         if self.cfg.pad_slots:
             n_pad = (self.cfg.pad_slots - valid.sum(1)).clamp(min=0)    # (B,)
-            extra["sink"] = torch.where(n_pad > 0, n_pad.float().log(), float("-inf"))
+            mask = padding_slot_mask(mask, torch.where(n_pad > 0, n_pad.float().log(), float("-inf")))
         for block in self.blocks:
-            x = block(x, mask, **extra) * valid[..., None]
-        return self.norm(x)
+            x = block(x, mask, real=real, shape=history.shape)
+        return self.norm(x), valid
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        states = self.encode(batch["history"])                        # (B, L, D)
-        target = batch["target"]                                      # (B, L), 0 = no target
+        states, valid = self.encode(batch["history"])                 # (M, D), (B, L)
+        target = batch["target"][valid]                               # (M,), 0 = no target
         keep = target != 0
-        h, y = states[keep], target[keep]                             # (M, D), (M,)
+        h, y = states[keep], target[keep]                             # (M', D), (M',)
         if self.cfg.loss == "ce":
             return full_softmax_ce(h, self.item.weight, y, label_smoothing=self.cfg.label_smoothing)
         neg = torch.randint(1, self.n_items + 1, (len(y), self.cfg.negatives), device=y.device)
@@ -107,5 +118,8 @@ class SASRec(nn.Module):
         return (F.softplus(-pos_logit).float().mean() + F.softplus(neg_logit).float().mean())
 
     def score(self, batch: dict[str, Tensor]) -> Tensor:
-        last = self.encode(batch["history"])[:, -1]                   # (B, D)
-        return catalogue_scores(last, self.item.weight)               # (B, N+1)
+        states, valid = self.encode(batch["history"])                 # (M, D), (B, L)
+        last = valid.sum(1).cumsum(0) - 1                             # (B,) each row's last real state
+        empty = self.norm(states.new_zeros(self.cfg.hidden))          # a history with no item
+        h = torch.where(valid[:, -1:], states[last.clamp(min=0)], empty)    # (B, D)
+        return catalogue_scores(h, self.item.weight)                  # (B, N+1)

@@ -114,20 +114,12 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False, kv: Tensor | None = None,
-                sink: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, last_only: bool = False) -> Tensor:
         """(B, L, D) -> (B, L, D); with last_only, only the last position's
-        query is computed and the output is (B, 1, D). With kv (B, L, D),
-        queries come from x and keys and values from kv; with kv and sink
-        (B,), see `with_padding_slot`."""
+        query is computed and the output is (B, 1, D)."""
         B, L, D = x.shape
         H, Dh = self.heads, D // self.heads
-        if kv is not None:
-            q = F.linear(x, self.qkv.weight[:D], self.qkv.bias[:D]).view(B, L, H, Dh).transpose(1, 2)
-            k, v = F.linear(kv, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
-            if sink is not None:
-                k, v, mask = with_padding_slot(k, v, self.qkv.bias[D:].view(2, 1, H, 1, Dh), mask, sink)
-        elif last_only:
+        if last_only:
             q = F.linear(x[:, -1:], self.qkv.weight[:D], self.qkv.bias[:D]).view(B, 1, H, Dh).transpose(1, 2)
             k, v = F.linear(x, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, H, Dh).permute(2, 0, 3, 1, 4)
             mask, L = mask[:, :, -1:], 1
@@ -135,6 +127,25 @@ class SelfAttention(nn.Module):
             q, k, v = self.qkv(x).view(B, L, 3, H, Dh).permute(2, 0, 3, 1, 4)          # 3 x (B, H, L, Dh)
         y = attend(q, k, v, mask, self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+    def packed(self, xq: Tensor, xkv: Tensor, real: tuple[Tensor, Tensor], shape: torch.Size,
+               mask: Tensor) -> Tensor:
+        """Attention over real positions only: queries from xq, keys and values from xkv, both
+        (M, D) at the positions `real` of a (B, L) batch. mask: bool (B, 1, L, L), padding keys
+        masked, or a `padding_slot_mask` (B, 1, L, 1+L). Returns (M, D)."""
+        (B, L), D = shape, xq.shape[-1]
+        H, Dh = self.heads, D // self.heads
+        projected = torch.cat([F.linear(xq, self.qkv.weight[:D], self.qkv.bias[:D]),
+                               F.linear(xkv, self.qkv.weight[D:], self.qkv.bias[D:])], -1)     # (M, 3D)
+        qkv = projected.new_zeros(B, L, 3 * D)
+        qkv[real] = projected
+        q, k, v = qkv.view(B, L, 3, H, Dh).permute(2, 0, 3, 1, 4)                   # 3 x (B, H, L, Dh)
+        if mask.dtype != torch.bool:                # a padding_slot_mask: keys get the slot in front
+            k, v = with_padding_slot(k, v, self.qkv.bias[D:].view(2, 1, H, 1, Dh))
+        y = attend(q, k, v, mask.to(q.dtype) if mask.dtype != torch.bool else mask,
+                   self.dropout if self.training else 0.0)                           # (B, H, L, Dh)
+        return self.out(y.transpose(1, 2).reshape(B, L, D)[real])
 
 
 class Block(nn.Module):
@@ -150,22 +161,25 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def with_padding_slot(k: Tensor, v: Tensor, bias: Tensor, mask: Tensor, log_count: Tensor):
+def with_padding_slot(k: Tensor, v: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     """Keys and values (B, H, L, Dh) with one slot in front that stands for a row's padding positions.
 
     The SASRec code pads every history to max_len and masks only future keys, so each
     query also attends to the padding: zero inputs, whose keys and values are the
     projection biases (bias: (2, 1, H, 1, Dh)). n identical keys weigh as one key whose
-    logit is raised by log n; log_count (B,) is log n per row (-inf: no padding).
-    Returns k, v (B, H, 1+L, Dh) and a float mask (B, 1, Lq, 1+L) to add to the logits.
+    logit is raised by log n: `padding_slot_mask` adds it. Returns (B, H, 1+L, Dh) each.
     """
     B, H, _, Dh = k.shape
-    k = torch.cat([bias[0].expand(B, H, 1, Dh).to(k.dtype), k], 2)
-    v = torch.cat([bias[1].expand(B, H, 1, Dh).to(v.dtype), v], 2)
-    mask = mask.expand(B, 1, mask.shape[-2], mask.shape[-1])
-    keys = torch.zeros(mask.shape, dtype=k.dtype, device=k.device).masked_fill(~mask, float("-inf"))
-    slot = log_count.to(k.dtype)[:, None, None, None].expand(B, 1, mask.shape[-2], 1)
-    return k, v, torch.cat([slot, keys], -1)
+    return (torch.cat([bias[0].expand(B, H, 1, Dh).to(k.dtype), k], 2),
+            torch.cat([bias[1].expand(B, H, 1, Dh).to(v.dtype), v], 2))
+
+
+def padding_slot_mask(mask: Tensor, log_count: Tensor) -> Tensor:
+    """The bool mask (B, 1, Lq, L) as a float mask (B, 1, Lq, 1+L) to add to the logits, with
+    the padding slot first: log n for a row with n padding positions (log_count (B,); -inf: none)."""
+    B, Lq, L = mask.shape[0], mask.shape[-2], mask.shape[-1]
+    keys = torch.zeros(mask.shape, device=mask.device).masked_fill(~mask, float("-inf"))
+    return torch.cat([log_count.float()[:, None, None, None].expand(B, 1, Lq, 1), keys], -1)
 
 
 class SASRecBlock(nn.Module):
@@ -181,8 +195,11 @@ class SASRecBlock(nn.Module):
         self.attn = SelfAttention(dim, heads, dropout)
         self.mlp = nn.Sequential(nn.Linear(dim, dim), Dropout(dropout), nn.ReLU(), nn.Linear(dim, dim), Dropout(dropout))
 
-    def forward(self, x: Tensor, mask: Tensor, sink: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), mask, kv=x, sink=sink)
+    def forward(self, x: Tensor, mask: Tensor, real: tuple[Tensor, Tensor], shape: torch.Size) -> Tensor:
+        """x (M, D): the states of the real positions `real` (row and column indices into a
+        (B, L) `shape`, row-major); attention sees them scattered into (B, L), under `mask`
+        (see SelfAttention.packed)."""
+        x = x + self.attn.packed(self.ln1(x), x, real, shape, mask)
         x = self.ln2(x)
         return x + self.mlp(x)
 
@@ -192,11 +209,15 @@ def make_block(layout: str, dim: int, heads: int, dropout: float) -> nn.Module:
     return SASRecBlock(dim, heads, dropout) if layout == "sasrec" else Block(dim, heads, dropout)
 
 
-def xavier_init(module: nn.Module) -> None:
-    """Xavier-normal weights for every Linear and Embedding, zero biases: the
-    initialisation of the SASRec reference code. An item table of N rows then
+def xavier_init(module: nn.Module, keep: tuple[nn.Module, ...] = ()) -> None:
+    """Xavier-normal weights and zero biases for every Linear and Embedding outside `keep`:
+    the initialisation of the SASRec reference code, whose feed-forward layers (Conv1d
+    there) keep PyTorch's default and so belong in `keep`. An item table of N rows
     starts at std sqrt(2 / (N + D)), far smaller than N(0, 1) rows."""
+    skip = {id(m) for k in keep for m in k.modules()}
     for m in module.modules():
+        if id(m) in skip:
+            continue
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.xavier_normal_(m.weight)
             if isinstance(m, nn.Linear) and m.bias is not None:
