@@ -24,36 +24,41 @@ from bench.training import TrainConfig
 
 @dataclass(frozen=True)
 class SASRecConfig:
-    hidden: int = 128
+    # defaults: the published full-CE recipe for these splits (MTandHJ/CE-SCE-LLMRec, Beauty) and the
+    # reference code's block, init and padding; the harness reproduces its validation curve (RESULTS.md)
+    hidden: int = 64
     blocks: int = 2
-    heads: int = 2
-    dropout: float = 0.5
+    heads: int = 1
+    dropout: float = 0.6
     max_positions: int = 200
     loss: Literal["ce", "bce"] = "ce"
     negatives: int = 1            # sampled negatives per target, for loss="bce"
     label_smoothing: float = 0.0  # for loss="ce": weight moved from the target to all items
-    block: Literal["prenorm", "sasrec"] = "prenorm"   # see models.layers.make_block
-    init: Literal["normal", "xavier"] = "normal"      # xavier: the SASRec reference code's (models.layers.xavier_init)
+    block: Literal["prenorm", "sasrec"] = "sasrec"    # see models.layers.make_block
+    init: Literal["normal", "xavier"] = "xavier"      # xavier: the SASRec reference code's (models.layers.xavier_init)
     # 0: padding keys are masked. N > 0 (block="sasrec" only): as the SASRec code, which pads
     # every history to N positions and masks only future keys, queries also attend to the
     # N - n_real padding positions (see models.layers.with_padding_slot); N is the max_len
-    pad_slots: int = 0
+    pad_slots: int = 50
 
     def validate(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise BenchError(f"sasrec.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.pad_slots < 0 or (self.pad_slots and self.block != "sasrec"):
-            raise BenchError("sasrec.pad_slots must be >= 0, and > 0 only with sasrec.block=sasrec")
+            raise BenchError("sasrec.pad_slots must be >= 0; sasrec.block=prenorm masks padding keys, "
+                             "so set sasrec.pad_slots=0 with it")
         if self.hidden % self.heads:
             raise BenchError(f"sasrec.hidden ({self.hidden}) must be divisible by sasrec.heads ({self.heads})")
 
 
 class SASRec(nn.Module):
     Config = SASRecConfig
-    train_defaults = TrainConfig(epochs=200, batch_size=128, lr=1e-3, eval_every=2, patience=5)
-    # ML-1M: the SASRec paper's dropout for its dense dataset, at hidden 64; the README's ML-1M
-    # figures were trained with these. Not yet compared with the Beauty defaults on ML-1M validation.
-    dataset_presets = {"ml-1m": {"hidden": "64", "dropout": "0.2"}}
+    # random batches (length_buckets=0): length-sorted batches learn more slowly under Adam (RESULTS.md);
+    # the published runs peak at epochs 105-140 on a flat plateau, so patience is 10 evaluations of 5 epochs
+    train_defaults = TrainConfig(epochs=200, batch_size=512, lr=5e-4, eval_every=5, patience=10, length_buckets=0)
+    # ML-1M: the SASRec paper's dropout for its dense dataset. Not yet compared on ML-1M validation
+    # with these defaults (the earlier ML-1M figures used the pre-norm block and other training settings).
+    dataset_presets = {"ml-1m": {"dropout": "0.2"}}
     train_format = "sequence"
     # `bench tune sasrec`: a list is categorical, (low, high) uniform, (low, high, "log") log-uniform
     search_space = {

@@ -177,8 +177,9 @@ def test_sasrec_padding_slots_equal_attending_every_padding_position():
         assert torch.allclose(full, sasrec_padded_reference(model, history), atol=1e-5)
         assert torch.allclose(full, model.score({"history": history[:, 2:]}), atol=1e-5)   # cut padding: same
         masked = registry.resolve("sasrec", {"sasrec": {"hidden": "16", "heads": "2", "dropout": "0",
-                                                        "block": "sasrec", "init": "xavier"}}).build(30).eval()
+                                                        "pad_slots": "0"}}).build(30).eval()
         masked.load_state_dict(model.state_dict())
         assert not torch.allclose(full, masked.score({"history": history}), atol=1e-3)    # the slot matters
     with pytest.raises(BenchError, match="pad_slots"):
-        registry.resolve("sasrec", {"sasrec": {"pad_slots": "50"}})                  # pre-norm block: refused
+        registry.resolve("sasrec", {"sasrec": {"block": "prenorm"}})        # pre-norm block with the slot: refused
+    assert registry.resolve("sasrec", {"sasrec": {"block": "prenorm", "pad_slots": "0"}}).config.block == "prenorm"

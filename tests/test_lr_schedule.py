@@ -32,5 +32,5 @@ def test_plateau_cuts_the_lr_where_early_stopping_would_stop(tmp_path):
 
 
 def test_step_schedule_decays_every_lr_step_epochs(tmp_path):
-    rows = run(tmp_path, "lr_schedule=step", "lr_step=2", "lr_decay=0.5", "epochs=5", "patience=50")
+    rows = run(tmp_path, "lr=1e-3", "lr_schedule=step", "lr_step=2", "lr_decay=0.5", "epochs=5", "patience=50")
     assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])

@@ -129,6 +129,7 @@ def test_bench_run_grid_on_a_dask_local_cluster(tmp_path):
 
 
 def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
+    from bench import registry
     from studies.runner import Target, run_study
     from studies.tune import TunePlan, save_best
 
@@ -139,7 +140,8 @@ def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
                        extra=({"lr": 0.01}, {"lr": 0.003}, hopeless))
     study = run_study(plan, str(tmp_path / "journal.log"))
     states = {t.params["lr"]: t.state for t in study.trials}
-    assert states == {0.001: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
+    default_lr = registry.resolve("sasrec").train.lr                   # the first trial: the defaults
+    assert states == {default_lr: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
                       1e-9: TrialState.PRUNED}
     pruned = study.get_trials(states=(TrialState.PRUNED,))[0]
     assert max(pruned.intermediate_values) < 4
