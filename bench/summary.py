@@ -8,6 +8,15 @@ from collections import defaultdict
 from bench.fields import identity
 
 COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
+SEEN_COLUMNS = tuple((seen, m) for seen in ("kept", "removed") for m in ("hr@10", "ndcg@10"))
+
+
+def seen_test(record: dict, seen: str) -> dict | None:
+    """Test metrics with seen items kept or removed: stored for both since runs keep both,
+    else only the protocol's own setting."""
+    if seen in record.get("test_seen", {}):
+        return record["test_seen"][seen]
+    return record["test"] if bool(record["protocol"].get("exclude_seen")) == (seen == "removed") else None
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -45,6 +54,11 @@ def summarize(records: list[dict]) -> list[dict]:
                "train_s": statistics.fmean(r["train_seconds"] for r in recs)}
         for col in COLUMNS:
             row[col] = mean_std([100 * r["test"][col] for r in recs])
+        for seen, col in SEEN_COLUMNS:
+            found = [seen_test(r, seen) for r in recs]
+            row[f"{col} {seen}"] = None if None in found else mean_std([100 * t[col] for t in found])
+        if recs[0]["protocol"].get("exclude_seen"):
+            row["dataset"] += " (selected seen removed)"
         row["valid ndcg@10"] = mean_std([100 * r["valid"]["ndcg@10"] for r in recs])
         rows.append(row)
     return rows
@@ -53,11 +67,14 @@ def summarize(records: list[dict]) -> list[dict]:
 def render(rows: list[dict], title: str = "test metrics (%), mean +- std over seeds"):
     from rich.table import Table
 
-    table = Table(title=title)
-    for name in ("dataset", "model", "seeds", *COLUMNS, "valid ndcg@10", "best epoch", "train s"):
+    table = Table(title=title, caption="kept / removed: a user's seen items kept among the candidates or "
+                                       "removed, from the same checkpoints; selection on validation NDCG@10")
+    seen_cols = [f"{m} {seen}" for seen, m in SEEN_COLUMNS]
+    for name in ("dataset", "model", "seeds", *seen_cols, "mrr", "valid ndcg@10", "best epoch", "train s"):
         table.add_column(name, justify="left" if name in ("dataset", "model") else "right")
     for row in rows:
-        cells = [f"{m:.2f}±{s:.2f}" for m, s in (row[c] for c in (*COLUMNS, "valid ndcg@10"))]
+        cells = ["-" if row[c] is None else f"{row[c][0]:.2f}±{row[c][1]:.2f}"
+                 for c in (*seen_cols, "mrr", "valid ndcg@10")]
         table.add_row(row["dataset"], row["model"], str(row["seeds"]), *cells,
                       f"{row['epochs']:.0f}", f"{row['train_s']:.1f}")
     return table

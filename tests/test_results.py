@@ -85,6 +85,14 @@ def test_summary_keeps_configs_apart_and_merges_seeds():
     assert by_model["sasrec (hidden=128)"]["ndcg@10"][0] == pytest.approx(5.0)
     assert by_model["sasrec (hidden=256)"]["seeds"] == 1
     assert [r["model"] for r in summarize([rec(0, 128, 0.04), rec(1, 128, 0.05)])] == ["sasrec"]
+    row = by_model["sasrec (hidden=128)"]
+    assert row["hr@10 kept"][0] == pytest.approx(5.0) and row["hr@10 removed"] is None   # older records: one setting
+    both = [{**rec(s, 128, 0.04), "test_seen": {"kept": {"hr@10": 0.04, "ndcg@10": 0.02},
+                                                 "removed": {"hr@10": 0.05 + s / 100, "ndcg@10": 0.03}}}
+            for s in (0, 1)]
+    (row,) = summarize(both)
+    assert row["hr@10 kept"] == pytest.approx((4.0, 0.0)) and row["hr@10 removed"][0] == pytest.approx(5.5)
+    assert row["ndcg@10 removed"][0] == pytest.approx(3.0)
 
 
 @dataclasses.dataclass(frozen=True)
