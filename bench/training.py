@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bench import batching
-from bench.allocator import keep_freed_memory
+from bench.allocator import keep_freed_memory, release_freed_memory
 from bench.checkpoint import atomic_torch_save, load
 from bench.data import Dataset
 from bench.errors import BenchError
@@ -239,6 +239,8 @@ class Trainer:
             total += value
             self.progress.advance(value)
         self.scheduler.step()
+        if self.device.type == "cpu":
+            release_freed_memory()
         self.state["train_seconds"] += time.perf_counter() - t0
         return total / max(n, 1)
 

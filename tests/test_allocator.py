@@ -33,3 +33,28 @@ def test_cpu_device_applies_it():
                           "print(a._done); t.resolve_device('cpu'); print(a._done)"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+FRAGMENT = """
+import torch
+from bench.allocator import keep_freed_memory, release_freed_memory
+def rss_mb():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096 // 2**20
+keep_freed_memory()
+keep = []
+for i in range(40):                      # tensors of growing sizes, every other one kept: a fragmented heap
+    t = torch.ones(2_000_000 + 250_000 * i)
+    if i % 2:
+        keep.append(t[:10].clone())
+    del t
+before = rss_mb()
+release_freed_memory()
+print(before, rss_mb())
+"""
+
+
+@glibc
+def test_release_hands_freed_heap_pages_back():
+    before, after = map(int, subprocess.run([sys.executable, "-c", FRAGMENT], capture_output=True, text=True,
+                                            check=True).stdout.split())
+    assert before - after > 100, (before, after)       # MB: the freed tensors' pages left the process
