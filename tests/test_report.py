@@ -318,6 +318,9 @@ def test_protocols_table_shows_both_seen_settings_and_matching_published_rows(ru
                                         ("removed", "ndcg@10")), start=3):
         mean = statistics.fmean(100 * r["test_seen"][seen][metric] for r in latest)
         assert re.sub(r"</?u>|\*", "", rows["SASRec"][j]).startswith(f"{mean:.2f}"), (seen, metric)
+    for r in records(runs):                  # the protocol's own test is its entry, the other differs
+        assert r["test_seen"]["kept"] == r["test"] and r["per_user_seen"]["kept"] != r["per_user"]
+        assert r["test_seen"]["removed"]["mrr"] >= r["test"]["mrr"]       # fewer candidates, never a worse rank
     kept_hr = statistics.fmean(100 * r["test_seen"]["kept"]["hr@10"] for r in latest)
     assert rows["published: SASRec reported"][3:5] == ["10.00", "5.00"]
     assert rows["Δ SASRec measured vs published"][3].startswith(f"{100 * (kept_hr - 10) / 10:+.2f}%")
