@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -11,35 +12,51 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.errors import BenchError
+from bench.paths import output_dir
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark and ablate sequential recommenders under one protocol.")
 data_app = typer.Typer(no_args_is_help=True, help="List and fetch datasets.")
 app.add_typer(data_app, name="data")
 console = Console() if sys.stdout.isatty() else Console(width=200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder (else $BENCH_DATA_DIR, else the user cache).")
 
 
+MAX_SEED = 2**31 - 1
+
+
+def seed_list(spec: str, option: str) -> list[int]:
+    """Seeds named one by one ('0,2'): each in [0, 2^31), at least one, duplicates dropped in order."""
+    try:
+        seeds = [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"bad {option} '{spec}'; give seeds like 0 or 0,2") from None
+    if not seeds:
+        raise BenchError(f"{option} '{spec}' names no seed; give seeds like 0 or 0,2")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise BenchError(f"{option}: seed {bad[0]} is out of range; seeds are 0 to {MAX_SEED}")
+    return list(dict.fromkeys(seeds))
+
+
 def parse_seeds(spec: str) -> list[int]:
     """'3' -> [0, 1, 2]; '1,5,7' -> [1, 5, 7]."""
+    if "," in spec:
+        return seed_list(spec, "--seeds")
     try:
-        if "," in spec:
-            return [int(s) for s in spec.split(",") if s.strip()]
         n = int(spec)
     except ValueError:
         raise BenchError(f"bad --seeds '{spec}'; give a count (3) or a list (0,1,2)") from None
-    if n < 1:
-        raise BenchError("--seeds must be at least 1")
+    if not 1 <= n <= 10_000:
+        raise BenchError(f"--seeds must be a count from 1 to 10000 or a list (0,1,2), got {n}")
     return list(range(n))
 
 
 def parse_seed_list(spec: str) -> list[int]:
     """'0' -> [0]; '0,2' -> [0, 2]: seeds named one by one."""
-    try:
-        return [int(s) for s in spec.split(",") if s.strip()]
-    except ValueError:
-        raise BenchError(f"bad --seed '{spec}'; give seeds like 0 or 0,2") from None
+    return seed_list(spec, "--seed")
 
 
 @app.command()
@@ -66,6 +83,7 @@ def run(
     from bench.protocol import Protocol
     from bench.summary import render, summarize
 
+    output_dir(out)
     saved = runconfig.load(config) if config else None
     names = registry.parse_models(models or (saved.model if saved else "all"))
     seed_list = parse_seeds(seeds)
@@ -88,6 +106,10 @@ def run(
                                   overrides=overrides, device=device, data_dir=directory, force=force,
                                   progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines")
                 for m in names for s in seed_list]
+    capped = min(jobs, len(requests), os.cpu_count() or 1)
+    if capped < jobs and backend == "local":
+        err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
+        jobs = capped
     records = runner.run_grid(requests, jobs, backend, scheduler)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:
@@ -145,6 +167,7 @@ def eval_runs(
     from bench import data, registry, reeval
     from bench.overrides import parse_sets
 
+    output_dir(out)
     names = registry.parse_models(models)
     if split not in ("valid", "test", "both"):
         raise BenchError(f"unknown --split '{split}'; choose valid, test or both")
@@ -271,7 +294,12 @@ def data_list(data_dir: Optional[Path] = DATA_DIR):
         if name in data.NAMED and not path.exists():
             table.add_row(name, "no", *["-"] * 5)
             continue
-        st = data.resolve(name, directory).stats()
+        try:
+            st = data.resolve(name, directory).stats()
+        except BenchError as e:             # a file that is not the pinned one: say so, list the rest
+            table.add_row(name, "damaged", *["-"] * 5)
+            err_console.print(f"warning: {e}")
+            continue
         table.add_row(name, "built in" if name in data.BUILTIN else "yes", f"{st['users']:,}", f"{st['items']:,}",
                       f"{st['interactions']:,}", f"{st['avg_length']:.2f}", f"{st['density']:.5f}")
     console.print(table)

@@ -44,9 +44,13 @@ class Dataset:
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """`--data-dir`, else $BENCH_DATA_DIR, else a per-user cache directory."""
+    from bench.paths import input_dir
+
     if explicit:
+        input_dir(Path(explicit))
         return Path(explicit)
     if os.environ.get("BENCH_DATA_DIR"):
+        input_dir(Path(os.environ["BENCH_DATA_DIR"]), "BENCH_DATA_DIR")
         return Path(os.environ["BENCH_DATA_DIR"])
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "bench" / "data"
@@ -66,11 +70,21 @@ def safe_unpickle(raw: bytes, source: str) -> object:
         if "refused global" in str(e):
             raise BenchError(f"{source}: pickle contains code references ({e}); refusing to load it") from None
         raise BenchError(f"{source}: corrupt pickle ({e})") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as e:
-        raise BenchError(f"{source}: corrupt or truncated pickle ({type(e).__name__}: {e})") from None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError,
+            RecursionError, OverflowError) as e:
+        raise BenchError(f"{source}: corrupt or truncated pickle ({type(e).__name__}: {str(e)[:120]})") from None
 
 
-def from_split_dict(raw: object, name: str) -> Dataset:
+def excerpt(value: object) -> str:
+    """A short, safe repr of a value from a file: nested or huge values are cut, never echoed whole."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother, short.maxlist, short.maxdict, short.maxlong = 2, 40, 40, 4, 4, 40
+    return short.repr(value)
+
+
+def from_split_dict(raw: object, name: str, max_interactions: int | None = None) -> Dataset:
     """Validate a DiffuRec-format dict and turn it into a Dataset."""
     if not isinstance(raw, dict):
         raise BenchError(f"{name}: expected a dict with keys {list(REQUIRED_KEYS)}, got {type(raw).__name__}")
@@ -84,8 +98,15 @@ def from_split_dict(raw: object, name: str) -> Dataset:
     n_users, n_items = len(train), len(smap)
     if n_users == 0 or n_items == 0:
         raise BenchError(f"{name}: no users or no items")
-    if sorted(train) != list(range(n_users)):
+    if not all(type(k) is int for k in train) or sorted(train) != list(range(n_users)):
         raise BenchError(f"{name}: user indices in 'train' must be 0..{n_users - 1}")
+    if max_interactions is not None:
+        # each interaction of an honest pickle costs at least one byte of it; far more means lists shared
+        # through the pickle memo (a few bytes each) that would expand into gigabytes here
+        total = sum(len(seq) if isinstance(seq, list) else 0 for seq in train.values()) + 2 * n_users
+        if total > max_interactions:
+            raise BenchError(f"{name}: {total:,} interactions in a {max_interactions:,}-byte file; "
+                             "refusing a file whose lists are shared many times over")
     seqs, vals, tests = [], [], []
     for u in range(n_users):
         seq, v, t = train[u], val.get(u), test.get(u)
@@ -96,7 +117,8 @@ def from_split_dict(raw: object, name: str) -> Dataset:
         items = seq + v + t
         if not all(type(i) is int and 1 <= i <= n_items for i in items):
             bad = next(i for i in items if not (type(i) is int and 1 <= i <= n_items))
-            raise BenchError(f"{name}: user {u} has item id {bad!r} out of range 1..{n_items}")
+            what = "out of range" if type(bad) is int else f"(a {type(bad).__name__}) that is not an int"
+            raise BenchError(f"{name}: user {u} has item id {excerpt(bad)} {what} 1..{n_items}")
         seqs.append(seq)
         vals.append(v[0])
         tests.append(t[0])
@@ -110,7 +132,7 @@ def load_pickle(path: Path, name: str | None = None) -> Dataset:
         raw = path.read_bytes()
     except OSError as e:
         raise BenchError(f"cannot read {path}: {e.strerror}") from None
-    return from_split_dict(safe_unpickle(raw, str(path)), name or path.stem)
+    return from_split_dict(safe_unpickle(raw, str(path)), name or path.stem, max_interactions=len(raw))
 
 
 def synthetic(n_users: int = 600, n_items: int = 120, seed: int = 0) -> Dataset:
@@ -147,6 +169,7 @@ def resolve(spec: str, directory: Path | None = None, fetch_missing: bool = Fals
             if not fetch_missing:
                 raise BenchError(f"dataset '{spec}' not found at {path}; run `bench data fetch {spec}`")
             fetch.fetch(spec, data_dir(directory))
+        fetch.verify_pinned(spec, path)
         return load_pickle(path, spec)
     path = Path(spec)
     if path.suffix in (".pkl", ".pickle") or (path.exists() and path.suffix not in (".tsv", ".txt", ".csv")):

@@ -5,6 +5,7 @@ import dataclasses
 import typing
 from typing import Any, Literal
 
+from bench import ranges
 from bench.errors import BenchError
 
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -60,9 +61,11 @@ def apply_overrides(model: str, config: Any, train: Any, values: dict[str, str])
             valid = [f.name for f in dataclasses.fields(config)] + [f.name for f in dataclasses.fields(train)]
             raise BenchError(f"unknown field '{model}.{fld}'; valid fields: {', '.join(valid)}")
         changes[id(target)][fld] = coerce(raw, hints[id(target)][fld], f"{model}.{fld}")
+        ranges.check_value(model, fld, changes[id(target)][fld])
     config = dataclasses.replace(config, **changes[id(config)])
     train = dataclasses.replace(train, **changes[id(train)])
     for obj in (config, train):
+        ranges.check(model, obj)
         check = getattr(obj, "validate", None)
         if check:
             check()

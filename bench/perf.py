@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from bench import batching, data, registry
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 from bench.protocol import EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
 from bench.training import autocast, make_optimizer, resolve_device, train_step
@@ -218,7 +219,4 @@ def run(models: list[str], dataset: str, device_name: str, precisions: list[str]
 
 
 def write_json(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result, indent=2))

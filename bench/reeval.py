@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from bench import data, registry, results
-from bench.checkpoint import load
+from bench.checkpoint import Damaged, try_load
 from bench.errors import BenchError
 from bench.overrides import apply_overrides
 from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
@@ -63,7 +63,7 @@ def per_user_path(out: Path, record: dict, entry: dict) -> Path:
     """Where a re-evaluation keeps its per-user test values, beside the run's own:
     one file per (changes, protocol, code revision), so paired tests can use them."""
     key = json.dumps([entry["changes"], entry["protocol"], entry["git_revision"]], sort_keys=True, default=str)
-    folder = out / Path(record["history"]).parent / "evals"
+    folder = results.inside(out, record.get("history"), "history").parent / "evals"
     folder.mkdir(exist_ok=True)
     return folder / f"test_per_user-{hashlib.sha1(key.encode()).hexdigest()[:12]}.csv"
 
@@ -80,12 +80,15 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
     if exclude_seen is not None:
         proto["exclude_seen"] = exclude_seen
     protocol = Protocol(**proto)
-    best = out / Path(record["history"]).parent / "best.pt"
+    best = results.inside(out, record.get("history"), "history").parent / "best.pt"
     if not best.exists():
         raise BenchError(f"run {record['run_id']} has no best checkpoint at {best}")
     dev = resolve_device(device)
     model = cls(config, ds.n_items)
-    model.load_state_dict(load(best))
+    try:
+        model.load_state_dict(try_load(best))
+    except Damaged as e:
+        raise BenchError(f"{e}; train the run again with `bench run ... --force`") from None
     model.to(dev).eval()
     entry = {"run_id": record["run_id"], "model": name, "dataset": record["dataset"],
              "dataset_fingerprint": record["dataset_fingerprint"], "seed": record["seed"],
@@ -103,7 +106,7 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
         entry[f"{which}_seconds"] = round(time.perf_counter() - t0, 3)
         entry[which] = mean_metrics(metrics_from_ranks(ranks, protocol.ks))
         if which == "test":
-            entry["per_user"] = str(per_user_path(out, record, entry).relative_to(out))
+            entry["per_user"] = str(per_user_path(out, record, entry).relative_to(out.resolve()))
             write_per_user(out / entry["per_user"], ranks, protocol.ks)
     entry["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results.append(out, entry, EVALS)

@@ -36,23 +36,53 @@ def append(out_dir: Path, record: dict, name: str = RESULTS) -> None:
         os.close(fd)
 
 
+def problem(record: object) -> str | None:
+    """Why a parsed line is not a record (a JSON object with a run id), or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record"
+    if not isinstance(record.get("run_id"), str):
+        return "no run_id"
+    return None
+
+
 def read(out_dir: Path, name: str = RESULTS) -> list[dict]:
-    """All complete records; a damaged line is skipped with a warning."""
+    """All complete records; a damaged line (torn, not UTF-8, not JSON, not a record) is skipped
+    with a warning naming it."""
     path = out_dir / name
     if not path.exists():
         return []
     records = []
-    with open(path) as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                why = "not UTF-8"
             except json.JSONDecodeError:
-                warnings.warn(f"{path}:{n}: skipping a damaged line")
+                why = "not complete JSON"
+            else:
+                why = problem(record)
+            if why:
+                warnings.warn(f"{path}:{n}: skipping a damaged line ({why})")
+                continue
+            records.append(record)
     return records
 
 
 def latest_by_run(records: list[dict]) -> dict[str, dict]:
     """The last record of each run id (a --force rerun supersedes older lines)."""
     return {r["run_id"]: r for r in records}
+
+
+def inside(out_dir: Path, relative: object, what: str = "path") -> Path:
+    """`out_dir / relative` for a path a record stores, refused unless it stays inside `out_dir`."""
+    from bench.errors import BenchError
+
+    if not isinstance(relative, str) or not relative:
+        raise BenchError(f"{out_dir / RESULTS}: a record's {what} is not a path ({str(relative)[:80]!r})")
+    path = (out_dir / relative).resolve()
+    if not path.is_relative_to(out_dir.resolve()):
+        raise BenchError(f"{out_dir / RESULTS}: a record's {what} '{relative[:80]}' points outside {out_dir}")
+    return path

@@ -7,11 +7,11 @@ Extra keys (the study, its objective values) are kept for the reader and ignored
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 
 
@@ -37,11 +37,8 @@ def raw(value: Any) -> str:
 
 def save(path: Path, model: str, values: dict[str, Any], **info: Any) -> None:
     """Write atomically, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = {"model": model, "set": {k: raw(v) for k, v in values.items()}, **info}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
 def load(path: Path) -> SavedConfig:

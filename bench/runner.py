@@ -212,6 +212,9 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
                           for e in outcome.test_ranks_seen},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **req.tags,
     }
+    if outcome.diverged:
+        record["diverged"] = outcome.diverged
+        print(f"warning: {spec.name} {ds.name} seed {req.seed}: {outcome.diverged}", file=sys.stderr, flush=True)
     results.append(out, record)
     return record
 

@@ -2,7 +2,8 @@
 
 A run is `finished` (its line is in results.jsonl), `training` (a process holds its lock now),
 `stopped` (a checkpoint and no process: the same `bench run` resumes it) or `started` (a
-process began it and left no checkpoint: it restarts from epoch 0).
+process began it and left no checkpoint: it restarts from epoch 0) or `damaged` (its checkpoint does
+not read back: `bench run` puts it aside and resumes from the checkpoint before, or from epoch 0).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import results
+from bench.checkpoint import Damaged
 from bench.errors import BenchError
 from bench.runner import Busy, claim, lock_path
 
@@ -40,15 +42,13 @@ def lock_held(path: Path) -> bool:
 
 
 def checkpoint_state(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    from bench.checkpoint import load
+    """The training state saved in a checkpoint; raises Damaged for a file that does not read back."""
+    from bench.checkpoint import try_load
 
     try:
-        return load(path)["state"]
-    except Exception as e:  # noqa: BLE001 - a damaged checkpoint is reported, not fatal
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise BenchError(f"cannot read checkpoint {path}: {type(e).__name__}: {first}") from None
+        return try_load(path)["state"]
+    except FileNotFoundError:
+        return None
 
 
 def scan(out: Path) -> list[RunState]:
@@ -66,8 +66,12 @@ def scan(out: Path) -> list[RunState]:
         if record is not None:
             found.append(from_record(record))
             continue
-        state = checkpoint_state(folder / "checkpoint.pt")
         held = lock_held(lock_path(out, rid))
+        try:
+            state = checkpoint_state(folder / "checkpoint.pt")
+        except Damaged:         # `bench run` puts it aside and resumes from the one before, or from epoch 0
+            found.append(RunState(dataset, model, int(seed), rid, "training" if held else "damaged"))
+            continue
         row = RunState(dataset, model, int(seed), rid, "training" if held else "stopped" if state else "started")
         if state:
             row.epoch, row.best_epoch = state["epoch"], state["best_epoch"] or None

@@ -60,6 +60,9 @@ def summarize(records: list[dict]) -> list[dict]:
         if recs[0]["protocol"].get("exclude_seen"):
             row["dataset"] += " (selected seen removed)"
         row["valid ndcg@10"] = mean_std([100 * r["valid"]["ndcg@10"] for r in recs])
+        row["diverged"] = [f"seed {r['seed']}: {r['diverged']}" for r in recs if r.get("diverged")]
+        if row["diverged"]:
+            row["model"] += " (!)"
         rows.append(row)
     return rows
 
@@ -67,8 +70,11 @@ def summarize(records: list[dict]) -> list[dict]:
 def render(rows: list[dict], title: str = "test metrics (%), mean +- std over seeds"):
     from rich.table import Table
 
-    table = Table(title=title, caption="kept / removed: a user's seen items kept among the candidates or "
-                                       "removed, from the same checkpoints; selection on validation NDCG@10")
+    caption = ("kept / removed: a user's seen items kept among the candidates or "
+               "removed, from the same checkpoints; selection on validation NDCG@10")
+    for row in rows:
+        caption += "".join(f"\n(!) {row['model'][:-4]} {row['dataset']}, {why}" for why in row.get("diverged", []))
+    table = Table(title=title, caption=caption)
     seen_cols = [f"{m} {seen}" for seen, m in SEEN_COLUMNS]
     for name in ("dataset", "model", "seeds", *seen_cols, "mrr", "valid ndcg@10", "best epoch", "train s"):
         table.add_column(name, justify="left" if name in ("dataset", "model") else "right")

@@ -9,6 +9,8 @@ run resumes and ends exactly as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from torch import nn
 
 from bench import batching
 from bench.allocator import keep_freed_memory, release_freed_memory
-from bench.checkpoint import atomic_torch_save, load
+from bench.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
 from bench.data import Dataset
 from bench.errors import BenchError
 from bench.progress import NullProgress
@@ -28,6 +30,10 @@ from bench.protocol import (EvalSplit, Protocol, eval_split, mean_metrics, metri
                             rank_split_seen)
 
 SELECT_METRIC = "ndcg@10"
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,19 @@ class RunOutcome:
     # test ranks with seen items kept (False) and removed (True), from the same scores;
     # test_ranks is the entry of the protocol's setting
     test_ranks_seen: dict[bool, torch.Tensor] = field(default_factory=dict)
+    diverged: str | None = None     # why the training loss looks exploded (divergence), or None
+
+
+DIVERGED_RATIO = 10     # an epoch's mean loss this many times the first step's (at least 1) is an explosion
+
+
+def divergence(state: dict) -> str | None:
+    """Why a run's training diverged though its loss stayed finite, or None."""
+    first, top = state.get("first_loss"), state.get("max_loss")
+    if first is None or top is None or top <= DIVERGED_RATIO * max(abs(first), 1.0):
+        return None
+    return (f"training loss exploded: {first:.4g} at the first step, {top:.4g} in epoch {state['max_loss_epoch']}; "
+            "try a lower learning rate")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -140,6 +159,7 @@ class Trainer:
         self.progress = progress or NullProgress()
         self.on_eval = on_eval
         self.ckpt_path, self.best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+        self.prev_path = run_dir / "checkpoint.prev.pt"     # the one before, should the newest be damaged
         self.epoch_lr = float("nan")
         self.state = {"epoch": 0, "best_epoch": 0, "best_score": -math.inf, "best_valid": {},
                       "bad_evals": 0, "stopped": False, "history": [], "train_seconds": 0.0, "eval_seconds": 0.0}
@@ -168,6 +188,8 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------
     def _save_checkpoint(self) -> None:
+        if self.ckpt_path.exists():
+            os.replace(self.ckpt_path, self.prev_path)
         atomic_torch_save({
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
@@ -177,10 +199,37 @@ class Trainer:
             "state": self.state,
         }, self.ckpt_path)
 
+    def _readable_checkpoint(self) -> dict | None:
+        """The newest checkpoint that reads back, and whose best.pt does; a damaged file is put
+        aside with one line on stderr. None: start from epoch 0."""
+        for path in (self.ckpt_path, self.prev_path):
+            try:
+                ckpt = try_load(path)
+            except FileNotFoundError:
+                continue
+            except Damaged as e:
+                warn(f"{e}; kept as {put_aside(path).name}")
+                continue
+            if not ckpt["state"]["history"]:
+                return ckpt
+            try:
+                try_load(self.best_path)
+                return ckpt
+            except (Damaged, FileNotFoundError) as e:
+                what = e if isinstance(e, Damaged) else f"{self.best_path} is missing"
+                if self.best_path.exists():
+                    what = f"{what}; kept as {put_aside(self.best_path).name}"
+                warn(f"{what}: the best model is lost, so this run restarts from epoch 0")
+                for stale in (self.ckpt_path, self.prev_path):
+                    if stale.exists():
+                        put_aside(stale)
+                return None
+        return None
+
     def _resume(self) -> None:
-        if not self.ckpt_path.exists():
+        ckpt = self._readable_checkpoint()
+        if ckpt is None:
             return
-        ckpt = load(self.ckpt_path)
         self.model.load_state_dict(ckpt["model"])
         if self.optimizer and ckpt["optimizer"]:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -237,6 +286,7 @@ class Trainer:
                 raise BenchError(f"loss became {value} at epoch {epoch}, batch {i}; "
                                  "try a lower learning rate or --set <model>.precision=fp32")
             total += value
+            self.state.setdefault("first_loss", value)      # the first step's loss, before any update
             self.progress.advance(value)
         self.scheduler.step()
         if self.device.type == "cpu":
@@ -258,13 +308,18 @@ class Trainer:
             for epoch in range(s["epoch"] + 1, self.cfg.epochs + 1):
                 loss = self._train_epoch(examples, fmt, epoch)
                 s["epoch"] = epoch
+                if loss > s.get("max_loss", -math.inf):
+                    s["max_loss"], s["max_loss_epoch"] = loss, epoch
                 if epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs:
                     self._validate(valid, epoch, loss)
                     if s["stopped"]:
                         break
         if not s["history"]:                    # nothing trained: evaluate as is
             self._validate(valid, 0, float("nan"))
-        self.model.load_state_dict(load(self.best_path))
+        try:
+            self.model.load_state_dict(try_load(self.best_path))
+        except Damaged as e:
+            raise BenchError(f"{e}; rerun the same command to train this run again") from None
         test = eval_split(self.ds, "test", self.protocol)
         t0 = time.perf_counter()
         self.model.eval()
@@ -278,5 +333,5 @@ class Trainer:
             valid=s["best_valid"], test=mean_metrics(metrics_from_ranks(test_ranks, self.protocol.ks)),
             test_ranks=test_ranks, best_epoch=s["best_epoch"], epochs_run=s["epoch"],
             train_seconds=s["train_seconds"], eval_seconds=s["eval_seconds"], history=s["history"],
-            test_seconds=test_seconds, test_ranks_seen=both,
+            test_seconds=test_seconds, test_ranks_seen=both, diverged=divergence(s),
         )

@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
 
         from reports.build import build_report, parse_formats
 
+        from bench.paths import output_dir
+
+        output_dir(out)
         chosen = parse_formats(formats)
         done = build_report(runs or [Path("runs")], out, chosen, baseline or DEFAULT_REFERENCE, test,
                             strict_reference=baseline is not None, rescored=rescored)

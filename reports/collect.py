@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import warnings
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,15 +59,25 @@ class Run:
 
     @property
     def folder(self) -> Path:
-        return self.root / Path(self.record["history"]).parent
+        return store.inside(self.root, self.record.get("history"), "history").parent
 
     @cached_property
     def history(self) -> dict[str, np.ndarray]:
-        return read_csv(self.root / self.record["history"])
+        """The run's validation history; an unreadable, empty or non-numeric file is skipped with a
+        warning (the run keeps its table row, its curves are left out): every column reads empty."""
+        path = store.inside(self.root, self.record.get("history"), "history")
+        try:
+            columns = read_csv(path)
+            if "epoch" not in columns:
+                raise ValueError("no epoch column")
+        except (OSError, ValueError, UnicodeDecodeError, csv.Error) as e:
+            warnings.warn(f"{path}: unreadable history ({str(e)[:120]}); this run's curves are left out")
+            columns = {}
+        return defaultdict(lambda: np.array([]), columns)
 
     @cached_property
     def per_user(self) -> dict[str, np.ndarray]:
-        return read_csv(self.root / self.record["per_user"])
+        return read_csv(store.inside(self.root, self.record.get("per_user"), "per_user"))
 
     def inference_ms_per_user(self) -> float:
         """Test-pass milliseconds per user (older records: eval seconds after the last validation)."""

@@ -168,9 +168,15 @@ def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = JournalStorage(JournalFileBackend(str(journal)))
+    try:
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        summaries = storage.get_all_studies()
+    except ValueError as e:         # a torn journal (JSONDecodeError too); the study command repairs it
+        notes.append(f"Optuna journal {journal} does not read back ({str(e)[:80]}); rerun its study "
+                     "command to repair it. No plots from it.")
+        return []
     out = []
-    for summary in storage.get_all_studies():
+    for summary in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(done) < 2:

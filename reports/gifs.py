@@ -59,6 +59,8 @@ def growth(dataset: str, chosen: dict[str, Variant], path: Path) -> Path | None:
         top = 0.0
         for m, v in chosen.items():
             e, mean, _ = history_stat(v, f"valid_{metric}")
+            if not len(e):                       # no readable history
+                continue
             top = max(top, np.nanmax(100 * mean))
             if len(e) == 1:                      # evaluated once (MostPop): a constant line
                 ax.axhline(100 * mean[0], ls="--", lw=1, color=color(m), label=display(m))

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from bench.errors import BenchError
+from bench.paths import output_dir
 
 STORAGE = typer.Option(None, "--storage", help="postgresql://... (many machines) or a journal file path; "
                                                "default: a journal file in the study folder.")
@@ -23,6 +24,7 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
     from bench.overrides import parse_sets
     from studies.runner import Target
 
+    output_dir(out)
     registry.model_class(model)
     base = parse_sets(sets, [model]).get(model, {})
     if epochs is not None:

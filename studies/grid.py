@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from bench import registry
 from bench.training import SELECT_METRIC
 from studies.ablation import Ablation, label
 from studies.runner import DuplicatePoint, Target, run_trial
@@ -38,6 +39,8 @@ class GridPlan:
 
     @classmethod
     def of(cls, ablation: Ablation, target: Target, seeds: list[int]) -> "GridPlan":
+        for point in ablation.points:       # each point with the --set values: a bad mix fails before any work
+            registry.resolve(target.model, target.overrides(point), dataset_name(target.dataset))
         settings = {"points": ablation.points, "seeds": seeds, "model": target.model, "base": target.base,
                     "protocol": target.protocol.to_dict(), "dataset": target.dataset}
         sid = f"{ablation.name}-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
@@ -99,8 +102,12 @@ def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[lis
     Read from the trials' user attributes, so every worker of a shared study prints the same table.
     """
     by_point: dict[str, list[dict]] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        by_point.setdefault(t.params["point"], []).append(t.user_attrs)
+    errors: dict[str, str] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            by_point.setdefault(t.params["point"], []).append(t.user_attrs)
+        elif t.state == TrialState.FAIL and t.user_attrs.get("error"):
+            errors[t.params.get("point")] = f"seed {t.params.get('seed')}: {t.user_attrs['error']}"
     header = ["point", "seeds", *(f"{split} {metric}" for split, metric in TABLE_METRICS), "train s"]
     scored = [(statistics.mean(r["valid"][SELECT_METRIC] for r in by_point[lab]), lab)
               for lab in plan.labels if lab in by_point]
@@ -109,9 +116,12 @@ def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[lis
     for lab in plan.labels:
         rs = by_point.get(lab, [])
         if not rs:
-            rows.append([lab, "0", *["-"] * len(TABLE_METRICS), "-"])
+            why = f" (failed, {errors[lab].split(';')[0][:100]})" if lab in errors else ""
+            rows.append([lab + why, "0", *["-"] * len(TABLE_METRICS), "-"])
             continue
         cells = [mean_std([r[split][metric] for r in rs]) for split, metric in TABLE_METRICS]
         train = statistics.mean(r["train_seconds"] for r in rs)
-        rows.append([("* " if lab == best else "") + lab, str(len(rs)), *cells, f"{train:.0f}"])
+        diverged = [r for r in rs if r.get("diverged")]
+        mark = f" (diverged: {len(diverged)} of {len(rs)} seeds, loss exploded)" if diverged else ""
+        rows.append([("* " if lab == best else "") + lab + mark, str(len(rs)), *cells, f"{train:.0f}"])
     return header, rows

@@ -78,8 +78,9 @@ def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], seed: int
         record = {**{k: v for k, v in record.items() if k != "skipped"}, **tags, "reused": True}
         results.append(Path(target.out), record)
     # the metrics live in the storage too, so a study shared by many machines has one table
-    for key in ("run_id", "valid", "test", "train_seconds", "seed"):
-        trial.set_user_attr(key, record[key])
+    for key in ("run_id", "valid", "test", "train_seconds", "seed", "diverged"):
+        if key in record:
+            trial.set_user_attr(key, record[key])
     err.print(f"[{plan.name}] trial {trial.number} {params} seed {seed}: "
               f"valid {SELECT_METRIC} {100 * record['valid'][SELECT_METRIC]:.2f}%"
               + (" (already finished)" if record.get("skipped") or record.get("reused") else ""))
@@ -106,6 +107,10 @@ def _claimed(plan: Plan, lease: st.Lease):
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
+        except BenchError as e:         # the trial fails; its reason stays in the study for the table
+            trial.set_user_attr("error", str(e)[:300])
+            err.print(f"[{plan.name}] trial {trial.number} failed: {e}")
+            raise
     return objective
 
 
@@ -131,6 +136,10 @@ def run_study(plan: Plan, url: str, workers: int = 1) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = plan.create(st.open_storage(url))
     st.retry_interrupted(study)
+    cores = os.cpu_count() or 1
+    if workers > cores:
+        err.print(f"--workers {workers} capped at {cores} ({cores} cores)")
+        workers = cores
     if workers <= 1:
         work(plan, url)
         return study

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime
 import fcntl
+import json
 import os
+import sys
 import uuid
 import warnings
 from pathlib import Path
@@ -25,6 +27,7 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from bench.atomic import atomic_write_bytes
 from bench.errors import BenchError
 
 HEARTBEAT_SECONDS = 10
@@ -74,8 +77,60 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise BenchError(f"cannot open the study storage {shown(url)}: {str(e).splitlines()[0]}") from None
     path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+    from optuna.storages.journal._file import get_lock_file
+    if path.exists():
+        with get_lock_file(JournalFileSymlinkLock(str(path))):      # the lock Optuna's own appends take
+            repair_journal(path)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:                  # JSONDecodeError and UnicodeDecodeError
+        return False
+
+
+def _salvage(line: bytes) -> bytes | None:
+    """The complete record at the end of a line whose start is a torn write (the journal lines
+    Optuna appended onto a torn last line before this check existed), or None."""
+    start = line.find(b'{"op_code"', 1)
+    while start != -1:
+        if _record(line[start:]):
+            return line[start:]
+        start = line.find(b'{"op_code"', start + 1)
+    return None
+
+
+def repair_journal(path: Path) -> int:
+    """Drop torn writes from an Optuna journal file; returns the number of bytes dropped.
+
+    A writer killed mid-append leaves a last line without its newline. Optuna's readers skip
+    it, but the next append lands on the same line and from then on every read fails. A torn
+    tail is the one operation no reader ever saw, so dropping it changes nothing a worker
+    acted on; a line that joins a torn write to a whole record keeps the record. What is
+    dropped is appended to `<journal>.torn` and said in one line on stderr.
+    """
+    data = path.read_bytes()
+    kept, dropped = [], []
+    for line in data.splitlines(keepends=True):
+        if line.endswith(b"\n") and _record(line):
+            kept.append(line)
+            continue
+        record = _salvage(line) if line.endswith(b"\n") else None
+        dropped.append(line[:len(line) - len(record)] if record else line)
+        if record:
+            kept.append(record)
+    if not dropped:
+        return 0
+    torn = b"".join(dropped)
+    with open(path.with_name(path.name + ".torn"), "ab") as f:
+        f.write(torn + (b"" if torn.endswith(b"\n") else b"\n"))
+    atomic_write_bytes(path, b"".join(kept))
+    print(f"warning: {path}: dropped {len(torn)} bytes of torn writes ({len(dropped)} line(s), kept in "
+          f"{path.name}.torn); the study carries on", file=sys.stderr)
+    return len(torn)
 
 
 class Lease:
