@@ -1,1 +1,1 @@
-"""Baseline recommenders: MostPop, SASRec (and later BERT4Rec, SVAE)."""
+"""Baseline recommenders: MostPop, SASRec, BERT4Rec, SVAE and ACVAE."""

@@ -262,11 +262,11 @@ def perf_table(result: dict) -> Table:
 
 
 @app.command("models")
-def list_models():
+def list_models(name: Optional[str] = typer.Argument(None, help="One model (default: every registered model).")):
     """List registered models with their config fields and defaults."""
     from bench import registry
 
-    for name in registry.names():
+    for name in registry.parse_models(name) if name else registry.names():
         cls = registry.model_class(name)
         doc = (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0]
         table = Table(title=f"{name}: {doc}", title_justify="left")

@@ -1,4 +1,4 @@
-"""The evaluation protocol every number obeys (GUIDE section 4).
+"""The evaluation protocol every number obeys (docs/protocol.md).
 
 Leave-one-out: validation predicts `val[u]` from `train[u]`; test predicts
 `test[u]` from `train[u] + val[u]`. Histories are the last `max_len` items,

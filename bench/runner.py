@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
@@ -12,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +21,7 @@ import bench
 from bench import data, registry, results
 from bench.errors import BenchError
 from bench.fields import identity
+from bench.locks import Busy, claim, lock_path
 from bench.progress import make as make_progress
 from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks
 from bench.results import SEEN_KEY, SEEN_PER_USER
@@ -121,34 +120,6 @@ def write_trajectory(path: Path, model, ds, protocol: Protocol, device: torch.de
     np.savez(path, x=traj["x"].cpu().numpy(), timesteps=traj["timesteps"].cpu().numpy(),
              item_emb=item_emb.cpu().numpy(), users=users.numpy(), targets=split.target[users].numpy(),
              topk=scores.topk(10, dim=1).indices.cpu().numpy())
-
-
-class Busy(Exception):
-    """The run is being trained by another process (its lock is held)."""
-
-
-def lock_path(out: Path, rid: str) -> Path:
-    return out / "runs" / ".locks" / f"{rid}.lock"
-
-
-@contextmanager
-def claim(path: Path, wait: bool):
-    """Hold the run's lock for as long as this process trains it, so two commands writing to
-    one folder never train the same run at once; without `wait`, raise Busy if it is held."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise Busy(path.stem) from None
-            print(f"run {path.stem} is being trained by another process; waiting for it", file=sys.stderr,
-                  flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def finished(out: Path, rid: str) -> dict | None:

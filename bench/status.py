@@ -7,13 +7,14 @@ not read back: `bench run` puts it aside and resumes from the checkpoint before,
 """
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import results
-from bench.checkpoint import Damaged
 from bench.errors import BenchError
-from bench.runner import Busy, claim, lock_path
+from bench.locks import Busy, claim, lock_path
 
 
 @dataclass
@@ -41,14 +42,35 @@ def lock_held(path: Path) -> bool:
         return True
 
 
+class Damaged(Exception):
+    """A checkpoint that does not read back."""
+
+
 def checkpoint_state(path: Path) -> dict | None:
-    """The training state saved in a checkpoint; raises Damaged for a file that does not read back."""
-    from bench.checkpoint import try_load
+    """The training state of a checkpoint, from the JSON sidecar the trainer writes beside it
+    (checkpoints from before the sidecar are loaded); raises Damaged for a file that does not
+    read back. The archive's checksums are tested with zipfile, so no torch is needed."""
+    if not path.exists():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.testzip() is not None:
+                raise zipfile.BadZipFile("a member fails its CRC")
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise Damaged(f"{path}: {e}") from None
+    sidecar = path.with_suffix(".json")
+    try:
+        state = json.loads(sidecar.read_text())
+        if isinstance(state, dict) and "epoch" in state:
+            return state
+    except (OSError, ValueError):
+        pass
+    from bench.checkpoint import Damaged as Unreadable, try_load
 
     try:
         return try_load(path)["state"]
-    except FileNotFoundError:
-        return None
+    except Unreadable as e:
+        raise Damaged(str(e)) from None
 
 
 def scan(out: Path) -> list[RunState]:

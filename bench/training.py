@@ -8,6 +8,7 @@ run resumes and ends exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from bench import batching
+from bench.atomic import atomic_write_text
 from bench.allocator import keep_freed_memory, release_freed_memory
 from bench.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
 from bench.data import Dataset
@@ -198,6 +200,10 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "state": self.state,
         }, self.ckpt_path)
+        s = self.state                  # what `bench status` shows, readable without torch
+        atomic_write_text(self.ckpt_path.with_suffix(".json"), json.dumps({
+            "epoch": s["epoch"], "best_epoch": s["best_epoch"], "best_valid": s["best_valid"],
+            "train_seconds": s["train_seconds"], "stopped": s["stopped"]}) + "\n")
 
     def _readable_checkpoint(self) -> dict | None:
         """The newest checkpoint that reads back, and whose best.pt does; a damaged file is put
