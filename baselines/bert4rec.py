@@ -11,15 +11,14 @@ RecSys 2022): a large epoch budget with patient early stopping.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from models.layers import Block, Dropout, attention_mask, catalogue_scores, full_softmax_ce, reversed_positions
+from models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, padded_states
 from bench.errors import BenchError
-from bench.training import TrainConfig
+from bench.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -68,14 +67,8 @@ class BERT4Rec(nn.Module):
 
     def encode(self, seq: Tensor) -> Tensor:
         """(B, L) left-padded ids, [MASK] allowed -> (B, L, D); every position sees every real one."""
-        if seq.shape[1] > self.cfg.max_positions:
-            raise BenchError(f"sequence length {seq.shape[1]} exceeds bert4rec.max_positions {self.cfg.max_positions}")
-        valid = seq != 0                                              # (B, L)
-        x = self.item(seq) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(seq))
-        x = self.drop(x) * valid[..., None]
-        mask = attention_mask(valid, causal=False)                    # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, mask) * valid[..., None]
+        x, _ = padded_states(seq, self.item, self.pos, self.drop, self.blocks, False, self.cfg.max_positions,
+                             "bert4rec")
         return self.norm(x)
 
     def cloze_mask(self, seq: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bench.training import TrainConfig
+from bench.config import TrainConfig
 
 
 @dataclass(frozen=True)

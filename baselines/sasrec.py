@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
-                           padding_slot_mask, reversed_positions, xavier_init)
+                           padded_states, padding_slot_mask, reversed_positions, xavier_init)
 from bench.errors import BenchError
-from bench.training import TrainConfig
+from bench.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,12 @@ class SASRec(nn.Module):
         for attention: on short-history data most of a batch of random rows is padding."""
         if history.shape[1] > self.cfg.max_positions:
             raise BenchError(f"history length {history.shape[1]} exceeds sasrec.max_positions {self.cfg.max_positions}")
+        if self.cfg.block == "prenorm":
+            x, valid = padded_states(history, self.item, self.pos, self.drop, self.blocks, True,
+                                     self.cfg.max_positions, "sasrec")
+            return self.norm(x[valid]), valid
         valid = history != 0                                          # (B, L)
         mask = attention_mask(valid, causal=True)                     # (B, 1, L, L)
-        if self.cfg.block == "prenorm":
-            x = self.item(history) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(history))
-            x = self.drop(x) * valid[..., None]
-            for block in self.blocks:
-                x = block(x, mask) * valid[..., None]
-            return self.norm(x[valid]), valid
         real = valid.nonzero(as_tuple=True)
         x = self.item(history[real]) * math.sqrt(self.cfg.hidden) + self.pos(reversed_positions(history)[real])
         x = self.drop(x)                                              # (M, D)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.errors import BenchError
+from bench.options import parse_seed_list, parse_seeds  # noqa: F401 - bench.cli.parse_seeds kept for callers
 from bench.paths import output_dir
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -22,41 +23,6 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder (else $BENCH_DATA_DIR, else the user cache).")
-
-
-MAX_SEED = 2**31 - 1
-
-
-def seed_list(spec: str, option: str) -> list[int]:
-    """Seeds named one by one ('0,2'): each in [0, 2^31), at least one, duplicates dropped in order."""
-    try:
-        seeds = [int(s) for s in spec.split(",") if s.strip()]
-    except ValueError:
-        raise BenchError(f"bad {option} '{spec}'; give seeds like 0 or 0,2") from None
-    if not seeds:
-        raise BenchError(f"{option} '{spec}' names no seed; give seeds like 0 or 0,2")
-    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
-    if bad:
-        raise BenchError(f"{option}: seed {bad[0]} is out of range; seeds are 0 to {MAX_SEED}")
-    return list(dict.fromkeys(seeds))
-
-
-def parse_seeds(spec: str) -> list[int]:
-    """'3' -> [0, 1, 2]; '1,5,7' -> [1, 5, 7]."""
-    if "," in spec:
-        return seed_list(spec, "--seeds")
-    try:
-        n = int(spec)
-    except ValueError:
-        raise BenchError(f"bad --seeds '{spec}'; give a count (3) or a list (0,1,2)") from None
-    if not 1 <= n <= 10_000:
-        raise BenchError(f"--seeds must be a count from 1 to 10000 or a list (0,1,2), got {n}")
-    return list(range(n))
-
-
-def parse_seed_list(spec: str) -> list[int]:
-    """'0' -> [0]; '0,2' -> [0, 2]: seeds named one by one."""
-    return seed_list(spec, "--seed")
 
 
 @app.command()
@@ -264,7 +230,7 @@ def perf_table(result: dict) -> Table:
 @app.command("models")
 def list_models(name: Optional[str] = typer.Argument(None, help="One model (default: every registered model).")):
     """List registered models with their config fields and defaults."""
-    from bench import registry
+    from bench import contract, registry
 
     for name in registry.parse_models(name) if name else registry.names():
         cls = registry.model_class(name)
@@ -275,7 +241,7 @@ def list_models(name: Optional[str] = typer.Argument(None, help="One model (defa
         for row in registry.describe(name):
             table.add_row(*row)
         console.print(table)
-        for dataset, values in getattr(cls, "dataset_presets", {}).items():
+        for dataset, values in contract.dataset_presets(cls).items():
             settings = ", ".join(f"{k}={v}" for k, v in values.items())
             console.print(f"  on {dataset}: {settings} (a --set wins over these)")
 

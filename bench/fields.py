@@ -5,6 +5,8 @@ Run ids (bench.runner.run_id) and the grouping of stored results
 """
 from __future__ import annotations
 
+import json
+
 # Change speed, never results.
 SPEED_ONLY = frozenset({"eval_batch_size"})
 
@@ -27,3 +29,16 @@ def identity(section: dict) -> dict:
     """`section` (a config, train config or protocol dict) without the fields above."""
     return {k: v for k, v in section.items()
             if k not in SPEED_ONLY and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+
+
+def variant(record: dict) -> str:
+    """Runs that differ only in seed share this key (see bench.fields)."""
+    return json.dumps([identity(record.get(s, {})) for s in ("config", "train", "protocol")], sort_keys=True)
+
+
+def differences(record: dict, peers: list[dict]) -> str:
+    """The fields where `record` differs from some other variant of its model, e.g. 'hidden=256'."""
+    out = [f"{k}={v}" for section in ("config", "train", "protocol")
+           for k, v in sorted(identity(record.get(section, {})).items())
+           if any(identity(p.get(section, {})).get(k) != v for p in peers)]
+    return ", ".join(out)

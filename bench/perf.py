@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench import batching, data, registry
+from bench import batching, contract, data, registry
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 from bench.protocol import EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
@@ -136,7 +136,7 @@ def measure(name: str, ds: data.Dataset, protocol: Protocol, device: torch.devic
     optimizer = make_optimizer(model, train_cfg)
     reset_peak_memory(device)
     row = {"model": name, "precision": precision}
-    if hasattr(model, "fit"):
+    if contract.fitted(model):
         model.fit(ds.train)
     if optimizer is not None:
         fmt = model.train_format

@@ -21,20 +21,21 @@ from pathlib import Path
 
 import torch
 
-from bench import data, registry, results
+from bench import contract, data, registry, results
 from bench.checkpoint import Damaged, try_load
 from bench.errors import BenchError
 from bench.overrides import apply_overrides
 from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
 from bench.runner import dataset_fingerprint, git_revision, write_per_user
-from bench.training import TrainConfig, autocast, resolve_device
+from bench.config import TrainConfig
+from bench.training import autocast, resolve_device
 
 EVALS = results.EVALS
 TRAIN_EVAL_FIELDS = ("eval_batch_size", "precision")
 
 
 def allowed_fields(model: str) -> tuple[str, ...]:
-    return tuple(getattr(registry.model_class(model), "eval_fields", ())) + TRAIN_EVAL_FIELDS
+    return contract.eval_fields(registry.model_class(model)) + TRAIN_EVAL_FIELDS
 
 
 def check_overrides(model: str, values: dict[str, str]) -> None:

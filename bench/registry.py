@@ -13,9 +13,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from bench import contract
 from bench.errors import BenchError
 from bench.overrides import apply_overrides
-from bench.training import TrainConfig
+from bench.config import TrainConfig
 
 MODELS: dict[str, str] = {
     "pop": "baselines.pop:MostPop",
@@ -26,6 +27,10 @@ MODELS: dict[str, str] = {
     "diffurec": "models.diffurec:DiffuRec",
     "diffurecsys": "models.diffurec:DiffuRecSys",
 }
+# The one display name of each model, in the order of every table and figure (the model of
+# study first); unknown models follow, sorted.
+DISPLAY: dict[str, str] = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "sasrec": "SASRec",
+                           "bert4rec": "BERT4Rec", "svae": "SVAE", "acvae": "ACVAE", "pop": "MostPop"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ def model_class(name: str) -> type:
     if name not in MODELS:
         raise BenchError(f"unknown model '{name}'; choose from: {', '.join(MODELS)}")
     module, attr = MODELS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return contract.check(name, getattr(importlib.import_module(module), attr))
 
 
 def parse_models(spec: str) -> list[str]:
@@ -64,7 +69,7 @@ def parse_models(spec: str) -> list[str]:
 
 def presets(name: str, dataset: str | None) -> dict[str, str]:
     """The model's preset for a named dataset ({} for any other dataset or a path)."""
-    return dict(getattr(model_class(name), "dataset_presets", {}).get(dataset or "", {}))
+    return dict(contract.dataset_presets(model_class(name)).get(dataset or "", {}))
 
 
 def resolve(name: str, overrides: dict[str, dict[str, str]] | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import statistics
 import warnings
 from pathlib import Path
 
@@ -71,9 +72,32 @@ def read(out_dir: Path, name: str = RESULTS) -> list[dict]:
     return records
 
 
+def newer(record: dict, old: dict | None) -> bool:
+    """Whether `record` supersedes `old` for its run id: it finished later (or as late: the later line
+    of one file, a --force rerun)."""
+    return old is None or record.get("finished_at", "") >= old.get("finished_at", "")
+
+
 def latest_by_run(records: list[dict]) -> dict[str, dict]:
-    """The last record of each run id (a --force rerun supersedes older lines)."""
-    return {r["run_id"]: r for r in records}
+    """The latest record of each run id (see `newer`)."""
+    latest: dict[str, dict] = {}
+    for r in records:
+        if newer(r, latest.get(r["run_id"])):
+            latest[r["run_id"]] = r
+    return latest
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation over seeds; the std is None for a single value."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def seen_test(record: dict, seen: str) -> dict | None:
+    """Test metrics with seen items kept or removed: stored for both since runs keep both,
+    else only the protocol's own setting."""
+    if seen in record.get("test_seen", {}):
+        return record["test_seen"][seen]
+    return record["test"] if bool(record["protocol"].get("exclude_seen")) == (seen == "removed") else None
 
 
 def inside(out_dir: Path, relative: object, what: str = "path") -> Path:

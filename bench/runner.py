@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import bench
-from bench import data, registry, results
+from bench import contract, data, registry, results
 from bench.errors import BenchError
 from bench.fields import identity
 from bench.locks import Busy, claim, lock_path
@@ -114,7 +114,7 @@ def write_trajectory(path: Path, model, ds, protocol: Protocol, device: torch.de
     longest = max(int(split.lengths[users].max()), 1)
     model.eval()
     traj = model.trajectory(split.history[users, split.history.shape[1] - longest:].to(device))
-    item_emb = model.item.weight.detach().float()
+    item_emb = traj["item_emb"].detach().float()
     scores = traj["x"][-1] @ item_emb.T
     scores[:, 0] = -float("inf")                                          # padding is never an item
     np.savez(path, x=traj["x"].cpu().numpy(), timesteps=traj["timesteps"].cpu().numpy(),
@@ -163,7 +163,7 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
     for exclude, ranks in outcome.test_ranks_seen.items():
         write_per_user(run_dir / SEEN_PER_USER[exclude], ranks, req.protocol.ks)
-    if hasattr(model, "trajectory"):
+    if contract.has_trajectory(model):
         write_trajectory(run_dir / "trajectory.npz", model, ds, req.protocol, device)
     record = {
         "run_id": rid, "model": spec.name, "dataset": ds.name, "dataset_fingerprint": fp, "seed": req.seed,

@@ -1,39 +1,18 @@
 """Mean +- std over seeds of result records, as rows for a terminal table."""
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 
-from bench.fields import identity
+from bench.fields import differences, variant
+from bench.results import mean_std, seen_test
 
 COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
 SEEN_COLUMNS = tuple((seen, m) for seen in ("kept", "removed") for m in ("hr@10", "ndcg@10"))
 
 
-def seen_test(record: dict, seen: str) -> dict | None:
-    """Test metrics with seen items kept or removed: stored for both since runs keep both,
-    else only the protocol's own setting."""
-    if seen in record.get("test_seen", {}):
-        return record["test_seen"][seen]
-    return record["test"] if bool(record["protocol"].get("exclude_seen")) == (seen == "removed") else None
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def variant(record: dict) -> str:
-    """Runs that differ only in seed share this key (see bench.fields)."""
-    return json.dumps([identity(record.get(s, {})) for s in ("config", "train", "protocol")], sort_keys=True)
-
-
-def differences(record: dict, peers: list[dict]) -> str:
-    """The fields where `record` differs from some other variant of its model, e.g. 'hidden=256'."""
-    out = [f"{k}={v}" for section in ("config", "train", "protocol")
-           for k, v in sorted(identity(record.get(section, {})).items())
-           if any(identity(p.get(section, {})).get(k) != v for p in peers)]
-    return ", ".join(out)
+def shown(stat: tuple[float, float | None]) -> tuple[float, float]:
+    return stat[0], stat[1] or 0.0
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -53,13 +32,13 @@ def summarize(records: list[dict]) -> list[dict]:
                "epochs": statistics.fmean(r["best_epoch"] for r in recs),
                "train_s": statistics.fmean(r["train_seconds"] for r in recs)}
         for col in COLUMNS:
-            row[col] = mean_std([100 * r["test"][col] for r in recs])
+            row[col] = shown(mean_std([100 * r["test"][col] for r in recs]))
         for seen, col in SEEN_COLUMNS:
             found = [seen_test(r, seen) for r in recs]
-            row[f"{col} {seen}"] = None if None in found else mean_std([100 * t[col] for t in found])
+            row[f"{col} {seen}"] = None if None in found else shown(mean_std([100 * t[col] for t in found]))
         if recs[0]["protocol"].get("exclude_seen"):
             row["dataset"] += " (selected seen removed)"
-        row["valid ndcg@10"] = mean_std([100 * r["valid"]["ndcg@10"] for r in recs])
+        row["valid ndcg@10"] = shown(mean_std([100 * r["valid"]["ndcg@10"] for r in recs]))
         row["diverged"] = [f"seed {r['seed']}: {r['diverged']}" for r in recs if r.get("diverged")]
         if row["diverged"]:
             row["model"] += " (!)"

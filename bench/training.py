@@ -16,14 +16,15 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch import nn
 
-from bench import batching
+from bench import batching, contract
 from bench.atomic import atomic_write_text
 from bench.allocator import keep_freed_memory, release_freed_memory
+from bench.config import SELECT_METRIC, TrainConfig  # noqa: F401 - the loop's config, re-exported
 from bench.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
 from bench.data import Dataset
 from bench.errors import BenchError
@@ -31,45 +32,10 @@ from bench.progress import NullProgress
 from bench.protocol import (EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split,
                             rank_split_seen)
 
-SELECT_METRIC = "ndcg@10"
 
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    # constant; cosine over `epochs`; step: x lr_decay every lr_step epochs (the DiffuRec code:
-    # 100, 0.1); plateau: when early stopping would stop, x lr_decay and go on, lr_drops times
-    lr_schedule: Literal["constant", "cosine", "step", "plateau"] = "constant"
-    lr_decay: float = 0.1
-    lr_step: int = 100
-    lr_drops: int = 1
-    eval_every: int = 1
-    patience: int = 10          # evaluations without improvement before stopping
-    eval_batch_size: int = 1024
-    precision: Literal["fp32", "bf16"] = "bf16"
-    grad_clip: float = 0.0      # max gradient norm; 0 = off
-    length_buckets: int = 50    # batches per length-sorted bucket; 0 = plain shuffling
-    # batch: each batch's mean loss weighs the same; targets: scaled by the batch's share of the
-    # epoch's targets (batching.epoch_batches), so every target weighs the same, as in random batches
-    loss_weight: Literal["batch", "targets"] = "batch"
-
-    def __post_init__(self):
-        if self.length_buckets < 0:
-            raise BenchError("train.length_buckets must be >= 0")
-        if not 0 < self.lr_decay <= 1 or self.lr_drops < 0:
-            raise BenchError("train.lr_decay must be in (0, 1] and train.lr_drops >= 0")
-        for name in ("batch_size", "eval_every", "patience", "eval_batch_size", "lr_step"):
-            if getattr(self, name) < 1:
-                raise BenchError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.epochs < 0 or self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise BenchError("train: epochs, weight_decay and grad_clip must be >= 0 and lr > 0")
 
 
 @dataclass
@@ -250,7 +216,7 @@ class Trainer:
     def _ranks(self, split: EvalSplit, validating: bool = False) -> torch.Tensor:
         """Ranks of a split's targets; validation may use a model's cheaper `valid_score`."""
         self.model.eval()
-        score = getattr(self.model, "valid_score", self.model.score) if validating else self.model.score
+        score = contract.validation_scorer(self.model) if validating else self.model.score
         with autocast(self.device, self.cfg.precision):
             return rank_split(score, split, self.protocol, self.cfg.eval_batch_size, self.device, self.ds.n_items)
 
@@ -302,7 +268,7 @@ class Trainer:
 
     def run(self) -> RunOutcome:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.model, "fit"):          # count-based models (MostPop)
+        if contract.fitted(self.model):          # count-based models (MostPop)
             self.model.fit(self.ds.train)
         valid = eval_split(self.ds, "valid", self.protocol)
         self._resume()

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
-from bench.training import TrainConfig
+from bench.config import TrainConfig
 from models.approximator import Approximator
 from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
@@ -168,12 +168,13 @@ class DiffuRec(nn.Module):
 
         x: (S+1, B, D), x_T first and the final estimate last; timesteps: (S+1,),
         the noise level of each state counted from 1 (T for x_T, 0 for the
-        final estimate; with strided steps the levels skip).
+        final estimate; with strided steps the levels skip); item_emb: (N+1, D), the catalogue.
         """
         states: list[Tensor] = []
         self.reverse(history, self._generator(history.device), states)
         levels = (self.reverse_schedule.timestep_map.flip(0) + 1).tolist() + [0]
-        return {"x": torch.stack(states).float(), "timesteps": torch.tensor(levels, dtype=torch.long)}
+        return {"x": torch.stack(states).float(), "timesteps": torch.tensor(levels, dtype=torch.long),
+                "item_emb": self.item.weight}
 
     @torch.no_grad()
     def score(self, batch: dict[str, Tensor], sched: NoiseSchedule | None = None) -> Tensor:

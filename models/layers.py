@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.errors import BenchError
+
 
 def reversed_positions(history: Tensor) -> Tensor:
     """(B, L) position ids counted from the last column (0 = most recent)."""
@@ -28,6 +30,22 @@ def attention_mask(valid: Tensor, causal: bool) -> Tensor:
         allowed = allowed & torch.ones(L, L, dtype=torch.bool, device=valid.device).tril()
     return allowed | eye
 
+
+
+def padded_states(seq: Tensor, item: nn.Embedding, pos: nn.Embedding, drop: nn.Module, blocks: nn.ModuleList,
+                  causal: bool, max_positions: int, name: str) -> tuple[Tensor, Tensor]:
+    """The Transformer encoder SASRec (pre-norm block) and BERT4Rec share: (B, L) left-padded
+    ids -> (B, L, D) states before the final norm, padding rows zero, and the (B, L) bool of
+    real positions. Items are scaled by sqrt(D), positions counted from the most recent item."""
+    if seq.shape[1] > max_positions:
+        raise BenchError(f"sequence length {seq.shape[1]} exceeds {name}.max_positions {max_positions}")
+    valid = seq != 0                                              # (B, L)
+    x = item(seq) * math.sqrt(item.embedding_dim) + pos(reversed_positions(seq))
+    x = drop(x) * valid[..., None]
+    mask = attention_mask(valid, causal=causal)                   # (B, 1, L, L)
+    for block in blocks:
+        x = block(x, mask) * valid[..., None]
+    return x, valid
 
 def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reduction: str = "mean",
                     label_smoothing: float = 0.0) -> Tensor:

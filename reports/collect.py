@@ -15,17 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import results as store
+from bench import registry, results as store
+from bench.config import SELECT_METRIC  # noqa: F401 - tables and figures take it from here
 from bench.errors import BenchError
-from bench.summary import variant
+from bench.fields import variant
 
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
-SELECT = "ndcg@10"                      # model selection metric (validation only)
 TRAJECTORY = "trajectory.npz"
 EVALS = store.EVALS
-# Order and names used in every table and figure; unknown models follow, sorted.
-DISPLAY = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "sasrec": "SASRec",
-           "bert4rec": "BERT4Rec", "svae": "SVAE", "pop": "MostPop"}
+DISPLAY = registry.DISPLAY
 
 
 def display(model: str) -> str:
@@ -89,7 +87,7 @@ class Run:
 
 
 def variant_key(record: dict) -> str:
-    """Runs differing only in seed are one variant: model, dataset file and `bench.summary.variant`."""
+    """Runs differing only in seed are one variant: model, dataset file and `bench.fields.variant`."""
     return json.dumps([record["model"], record.get("dataset_fingerprint", record["dataset"])]) + variant(record)
 
 
@@ -121,8 +119,7 @@ class Variant:
 
     def stat(self, split: str, metric: str) -> tuple[float, float | None]:
         """Mean and std over seeds; std is None for a single seed."""
-        v = self.values(split, metric)
-        return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else None)
+        return store.mean_std(self.values(split, metric))
 
     def band(self, split: str, metric: str) -> tuple[float, float]:
         """Mean and std over seeds, std 0 for a single seed: for error bars."""
@@ -195,7 +192,7 @@ class Collection:
         """Per model, the variant with the best mean validation NDCG@10 on this dataset."""
         best: dict[str, Variant] = {}
         for v in self.variants([r for r in self.runs if table_label(r.record) == dataset]):
-            if v.model not in best or v.stat("valid", SELECT)[0] > best[v.model].stat("valid", SELECT)[0]:
+            if v.model not in best or v.stat("valid", SELECT_METRIC)[0] > best[v.model].stat("valid", SELECT_METRIC)[0]:
                 best[v.model] = v
         return {m: best[m] for m in model_order(best)}
 
@@ -301,7 +298,7 @@ def run_order(run: Run) -> tuple:
 
 def keep_latest(index: dict, key, run: Run) -> None:
     old = index.get(key)
-    if old is None or run.record.get("finished_at", "") >= old.record.get("finished_at", ""):
+    if store.newer(run.record, old.record if old else None):
         index[key] = run
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.collect import DISPLAY, METRICS, SELECT, Collection, Run, Variant, display
+from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display
 from reports.tables import HEADERS, params_label, sort_key, study_variants
 
 MARKERS = "osD^vP*X"
@@ -30,12 +30,18 @@ def style() -> None:
                   rc={"pdf.fonttype": 42, "savefig.dpi": 120, "axes.titlesize": 10, "legend.fontsize": 8})
 
 
+# each registered model's fixed slot in seaborn's colorblind palette: distinct hues for every pair
+# that shares a figure (grey for MostPop); unknown models take a stable slot from their name
+COLOR_SLOT = {"diffurecsys": 0, "diffurec": 1, "sasrec": 2, "bert4rec": 3, "svae": 4, "acvae": 5, "pop": 7}
+
+
 def color(model: str, palette=None):
+    import zlib
+
     import seaborn as sns
 
-    order = list(DISPLAY)
     palette = palette or sns.color_palette("colorblind", 10)
-    return palette[order.index(model) if model in order else len(order) + hash(model) % 4]
+    return palette[COLOR_SLOT.get(model, 6 + 2 * (zlib.crc32(model.encode()) % 2)) % len(palette)]
 
 
 def new_figure(w: float, h: float, ncols: int = 1, nrows: int = 1):
@@ -74,7 +80,7 @@ def bars(dataset: str, chosen: dict[str, Variant]) -> Figure:
 def curves(dataset: str, chosen: dict[str, Variant]) -> Figure:
     fig, axes = new_figure(8, 3.0, ncols=2)
     for m, v in chosen.items():
-        for ax, col, scale in ((axes[0, 0], f"valid_{SELECT}", 100), (axes[0, 1], "loss", 1)):
+        for ax, col, scale in ((axes[0, 0], f"valid_{SELECT_METRIC}", 100), (axes[0, 1], "loss", 1)):
             e, mean, std = history_stat(v, col)
             ok = np.isfinite(mean)
             if not ok.any():
@@ -133,7 +139,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
     if x_key is None:
         labels = [params_label(p) or "(defaults)" for p, _ in groups]
         for ax, split, label in panels:
-            stats = np.array([v.band(split, SELECT) for _, v in groups])
+            stats = np.array([v.band(split, SELECT_METRIC) for _, v in groups])
             ax.bar(range(len(groups)), stats[:, 0], yerr=stats[:, 1], capsize=3,
                    color=[color(model)] * len(groups), alpha=0.85)
             ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=7)
@@ -147,7 +153,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
             items.sort(key=lambda g: g[0][x_key])
             xs = np.array([p[x_key] for p, _ in items], dtype=float)
             for ax, split, label in panels:
-                stats = np.array([v.band(split, SELECT) for _, v in items])
+                stats = np.array([v.band(split, SELECT_METRIC) for _, v in items])
                 line = ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], label=name or display(model))[0]
                 ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2,
                                 color=line.get_color())
@@ -245,7 +251,7 @@ def efficiency(coll: Collection) -> Figure:
     fig, axes = new_figure(8, 3.2, ncols=2)
     for d, dataset in enumerate(coll.datasets()):
         for m, v in coll.chosen(dataset).items():
-            y, err = v.band("test", SELECT)
+            y, err = v.band("test", SELECT_METRIC)
             xs = (v.mean_of("train_seconds"), float(np.mean([r.inference_ms_per_user() for r in v.runs])))
             for ax, x in zip(axes[0], xs):
                 ax.errorbar(x, y, yerr=err, marker=MARKERS[d % len(MARKERS)], color=color(m), capsize=2,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.collect import SELECT, Run, Variant, display
+from reports.collect import SELECT_METRIC, Run, Variant, display
 from reports.figures import MARKERS, color, history_stat, new_figure, sweep_axis, sweep_scale
 from reports.tables import study_variants
 
@@ -51,7 +51,7 @@ def value_at(run: Run, column: str, epoch: float) -> float:
 def growth(dataset: str, chosen: dict[str, Variant], path: Path) -> Path | None:
     """Validation HR@10 and NDCG@10 of every model, one frame per evaluated epoch."""
     epochs = sorted({float(e) for v in chosen.values() for r in v.runs for e in r.history["epoch"]})
-    if not any(len(history_stat(v, f"valid_{SELECT}")[0]) > 1 for v in chosen.values()):
+    if not any(len(history_stat(v, f"valid_{SELECT_METRIC}")[0]) > 1 for v in chosen.values()):
         return None
     fig, axes = new_figure(4, 3, nrows=2)
     lines = {}
@@ -90,7 +90,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], path: Path) 
     epochs = sorted({float(e) for _, v in groups for r in v.runs for e in r.history["epoch"]})
     if len(epochs) < 2:
         return None
-    col = f"valid_{SELECT}"
+    col = f"valid_{SELECT_METRIC}"
     series: dict[str, list[tuple[dict, Variant]]] = {}
     for p, v in groups:
         series.setdefault(", ".join(f"{k}={p.get(k)}" for k in others), []).append((p, v))

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench import results as store
 from reports import published
-from reports.collect import METRICS, SELECT, Collection, Run, Variant, display, variant_key
+from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
 from reports.stats import ALPHA, TESTS, holm, paired_p
 
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
@@ -80,7 +81,7 @@ def comparison(coll: Collection, dataset: str, reference: str, test: str) -> Tab
         n = sum(1 for w in coll.variants() if w.model == m and w.record["dataset"] == v.record["dataset"])
         if n > 1:
             table.notes.append(f"{display(m)}: {n} configurations found; kept the best on validation "
-                               f"NDCG@10 ({v.stat('valid', SELECT)[0]:.2f}), {config_diff(v, coll)}.")
+                               f"NDCG@10 ({v.stat('valid', SELECT_METRIC)[0]:.2f}), {config_diff(v, coll)}.")
     others = [m for m in chosen if m != reference]
     if reference not in chosen or not others:
         table.notes.append(f"No Improv. row or significance marks: {display(reference)} "
@@ -104,10 +105,10 @@ def protocols(coll: Collection, dataset: str, test: str) -> Table:
     for m, v in chosen.items():
         tried = len({variant_key(r.record) for r in coll.runs
                      if r.model == m and r.record["dataset"] == v.record["dataset"]})
-        cells = [Cell(*v.stat("valid", SELECT))]
+        cells = [Cell(*v.stat("valid", SELECT_METRIC))]
         for seen, metric in SEEN_COLUMNS:
             vals = v.seen_values(seen, metric, coll.evals)
-            cells.append(None if vals is None else Cell(*mean_std(vals)))
+            cells.append(None if vals is None else Cell(*store.mean_std(vals)))
         rows.append(Row([display(m), str(v.seeds), str(tried)], cells))
     rank_columns(rows)
     table = Table(f"protocols_{slug(dataset)}", f"{dataset}: test with seen items kept and removed (%)",
@@ -122,12 +123,6 @@ def protocols(coll: Collection, dataset: str, test: str) -> Table:
     add_published(table, chosen)
     table.notes += verdict(coll, chosen, test)
     return table
-
-
-def mean_std(values: list[float]) -> tuple[float, float | None]:
-    import statistics
-
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def add_published(table: Table, chosen: dict[str, Variant]) -> None:
@@ -249,13 +244,13 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
     groups = study_variants(runs)
     notes = []
     if len(groups) > MAX_ABLATION_ROWS:
-        groups.sort(key=lambda g: -g[1].stat("valid", SELECT)[0])
+        groups.sort(key=lambda g: -g[1].stat("valid", SELECT_METRIC)[0])
         notes.append(f"{len(groups)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
         groups = groups[:MAX_ABLATION_ROWS]
     groups.sort(key=lambda g: sort_key(g[0]))
     metrics = ["valid ndcg@10", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"]
     rows = [Row([params_label(p) or "(defaults)", str(v.seeds)],
-                [Cell(*v.stat("valid", SELECT))] + [Cell(*v.stat("test", k)) for k in metrics[1:]])
+                [Cell(*v.stat("valid", SELECT_METRIC))] + [Cell(*v.stat("test", k)) for k in metrics[1:]])
             for p, v in groups]
     rank_columns(rows)
     return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}",

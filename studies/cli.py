@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Optional[Path] = DATA_DIR,
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
-        from bench.cli import parse_seeds
+        from bench.options import parse_seeds
         from studies import ablation, grid as grids, runner
         from studies.storage import shown
 

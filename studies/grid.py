@@ -17,8 +17,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bench import registry
-from bench.training import SELECT_METRIC
+from bench import registry, results as store
+from bench.config import SELECT_METRIC
 from studies.ablation import Ablation, label
 from studies.runner import DuplicatePoint, Target, run_trial
 
@@ -90,10 +90,9 @@ def dataset_name(spec: str) -> str:
 
 
 def mean_std(values: list[float]) -> str:
-    pct = [100 * v for v in values]
-    if len(pct) == 1:
-        return f"{pct[0]:.2f}"
-    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+    """Percent, mean ± std over seeds; one seed shows its value alone."""
+    mean, std = store.mean_std([100 * v for v in values])
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
 def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[list[str]]]:

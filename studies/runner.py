@@ -26,7 +26,7 @@ from bench.errors import BenchError
 from bench.protocol import Protocol
 from bench.runconfig import raw
 from bench.runner import RunRequest, run_one
-from bench.training import SELECT_METRIC
+from bench.config import SELECT_METRIC
 from studies import storage as st
 
 POLL_SECONDS = 1

@@ -15,9 +15,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bench import registry, runconfig
+from bench import contract, registry, runconfig
 from bench.errors import BenchError
-from bench.training import SELECT_METRIC
+from bench.config import SELECT_METRIC
 from studies.grid import dataset_name, digest
 from studies.runner import Target, run_trial
 from studies.spaces import SPACES
@@ -27,7 +27,7 @@ PRUNERS = ("median", "hyperband", "none")
 
 
 def search_space(model: str) -> dict[str, Any]:
-    space = getattr(registry.model_class(model), "search_space", None) or SPACES.get(model)
+    space = contract.search_space(registry.model_class(model)) or SPACES.get(model)
     if not space:
         raise BenchError(f"model '{model}' declares no search space; give its class a `search_space` dict")
     return dict(space)

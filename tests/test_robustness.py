@@ -226,7 +226,7 @@ def test_out_of_range_value_on_the_command_line_makes_no_run_folder(tmp_path):
 
 
 def test_seeds_negative_or_empty_are_refused_and_duplicates_run_once(tmp_path):
-    from bench.cli import parse_seed_list, parse_seeds
+    from bench.options import parse_seed_list, parse_seeds
 
     for bad in ("-1,-2", ",", " , ", "-1", "0", "3,-1"):
         with pytest.raises(BenchError):

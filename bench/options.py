@@ -1,0 +1,38 @@
+"""Command-line values shared by every command module (bench, studies, reports). Torch-free."""
+from __future__ import annotations
+
+from bench.errors import BenchError
+
+MAX_SEED = 2**31 - 1
+
+
+def seed_list(spec: str, option: str) -> list[int]:
+    """Seeds named one by one ('0,2'): each in [0, 2^31), at least one, duplicates dropped in order."""
+    try:
+        seeds = [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise BenchError(f"bad {option} '{spec}'; give seeds like 0 or 0,2") from None
+    if not seeds:
+        raise BenchError(f"{option} '{spec}' names no seed; give seeds like 0 or 0,2")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise BenchError(f"{option}: seed {bad[0]} is out of range; seeds are 0 to {MAX_SEED}")
+    return list(dict.fromkeys(seeds))
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'3' -> [0, 1, 2]; '1,5,7' -> [1, 5, 7]."""
+    if "," in spec:
+        return seed_list(spec, "--seeds")
+    try:
+        n = int(spec)
+    except ValueError:
+        raise BenchError(f"bad --seeds '{spec}'; give a count (3) or a list (0,1,2)") from None
+    if not 1 <= n <= 10_000:
+        raise BenchError(f"--seeds must be a count from 1 to 10000 or a list (0,1,2), got {n}")
+    return list(range(n))
+
+
+def parse_seed_list(spec: str) -> list[int]:
+    """'0' -> [0]; '0,2' -> [0, 2]: seeds named one by one."""
+    return seed_list(spec, "--seed")
