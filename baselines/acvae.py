@@ -30,7 +30,7 @@ from torch.func import functional_call
 
 from baselines.svae import SVAE, SVAEConfig
 from bench.errors import BenchError
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, padded_states
 from bench.errors import BenchError
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
                            padded_states, padding_slot_mask, reversed_positions, xavier_init)
 from bench.errors import BenchError
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from bench.errors import BenchError
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import BenchError
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 from models.approximator import Approximator
 from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
         from reports.build import build_report, parse_formats
 
-        from bench.paths import output_dir
+        from bench.cli.paths import output_dir
 
         output_dir(out)
         chosen = parse_formats(formats)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import registry, results as store
-from bench.config import SELECT_METRIC  # noqa: F401 - tables and figures take it from here
+from bench import registry
+from bench.runs import results as store
+from bench.train.config import SELECT_METRIC  # noqa: F401 - tables and figures take it from here
 from bench.errors import BenchError
-from bench.fields import variant
+from bench.runs.fields import variant
 
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
 TRAJECTORY = "trajectory.npz"
@@ -87,7 +88,7 @@ class Run:
 
 
 def variant_key(record: dict) -> str:
-    """Runs differing only in seed are one variant: model, dataset file and `bench.fields.variant`."""
+    """Runs differing only in seed are one variant: model, dataset file and `bench.runs.fields.variant`."""
     return json.dumps([record["model"], record.get("dataset_fingerprint", record["dataset"])]) + variant(record)
 
 

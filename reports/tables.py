@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench import results as store
+from bench.runs import results as store
 from reports import published
 from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
 from reports.stats import ALPHA, TESTS, holm, paired_p

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import registry
 from bench.errors import BenchError
-from bench.runconfig import raw
+from bench.registry.runconfig import raw
 
 ABLATIONS = ("offset_noise", "diffusion_steps", "attention", "code_fidelity")
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from bench.errors import BenchError
-from bench.paths import output_dir
+from bench.cli.paths import output_dir
 
 STORAGE = typer.Option(None, "--storage", help="postgresql://... (many machines) or a journal file path; "
                                                "default: a journal file in the study folder.")
@@ -21,7 +21,7 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder.")
 def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
             data_dir: Path | None):
     from bench import data, registry
-    from bench.overrides import parse_sets
+    from bench.registry.overrides import parse_sets
     from studies.runner import Target
 
     output_dir(out)
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         data_dir: Optional[Path] = DATA_DIR,
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
-        from bench.options import parse_seeds
+        from bench.cli.options import parse_seeds
         from studies import ablation, grid as grids, runner
         from studies.storage import shown
 

@@ -17,8 +17,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bench import registry, results as store
-from bench.config import SELECT_METRIC
+from bench import registry
+from bench.runs import results as store
+from bench.train.config import SELECT_METRIC
 from studies.ablation import Ablation, label
 from studies.runner import DuplicatePoint, Target, run_trial
 

@@ -1,4 +1,4 @@
-"""The common runner of every study: trials -> `bench.runner.run_one`, on one storage, by N workers.
+"""The common runner of every study: trials -> `bench.runs.run.run_one`, on one storage, by N workers.
 
 A plan (GridPlan, TunePlan) says what a study is: how to create it, what a
 trial trains, and whether work is left. This module runs a plan: each worker
@@ -21,12 +21,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from bench import results
+from bench.runs import results
 from bench.errors import BenchError
-from bench.protocol import Protocol
-from bench.runconfig import raw
-from bench.runner import RunRequest, run_one
-from bench.config import SELECT_METRIC
+from bench.eval.protocol import Protocol
+from bench.registry.runconfig import raw
+from bench.runs.run import RunRequest, run_one
+from bench.train.config import SELECT_METRIC
 from studies import storage as st
 
 POLL_SECONDS = 1

@@ -15,9 +15,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bench import contract, registry, runconfig
+from bench import registry
+from bench.registry import contract
+from bench.registry import runconfig
 from bench.errors import BenchError
-from bench.config import SELECT_METRIC
+from bench.train.config import SELECT_METRIC
 from studies.grid import dataset_name, digest
 from studies.runner import Target, run_trial
 from studies.spaces import SPACES

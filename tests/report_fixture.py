@@ -14,8 +14,8 @@ LOSSES = ("ce", "bce")
 def run(out: Path, model: str, seed: int, overrides: dict, tags: dict | None = None) -> dict:
     """One real run through the harness, its results line tagged as `bench ablate` tags a trial's:
     a new run's line carries the tags, a run finished before gets a tagged copy of its line."""
-    from bench import results
-    from bench.runner import RunRequest, run_one
+    from bench.runs import results
+    from bench.runs.run import RunRequest, run_one
 
     req = RunRequest(model=model, dataset="synthetic", seed=seed, out=str(out), overrides={model: overrides})
     record = run_one(req)

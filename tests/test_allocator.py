@@ -6,7 +6,7 @@ import pytest
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting is glibc's mallopt")
 
-CHECK = "from bench.allocator import keep_freed_memory as k; print(k(), k())"
+CHECK = "from bench.train.allocator import keep_freed_memory as k; print(k(), k())"
 
 
 def _run(env_value: str | None) -> str:
@@ -29,7 +29,7 @@ def test_can_be_switched_off():
 
 @glibc
 def test_cpu_device_applies_it():
-    out = subprocess.run([sys.executable, "-c", "import bench.allocator as a, bench.training as t; "
+    out = subprocess.run([sys.executable, "-c", "import bench.train.allocator as a, bench.train.loop as t; "
                           "print(a._done); t.resolve_device('cpu'); print(a._done)"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
@@ -37,7 +37,7 @@ def test_cpu_device_applies_it():
 
 FRAGMENT = """
 import torch
-from bench.allocator import keep_freed_memory, release_freed_memory
+from bench.train.allocator import keep_freed_memory, release_freed_memory
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * 4096 // 2**20
 keep_freed_memory()
@@ -55,6 +55,14 @@ print(before, rss_mb())
 
 @glibc
 def test_release_hands_freed_heap_pages_back():
-    before, after = map(int, subprocess.run([sys.executable, "-c", FRAGMENT], capture_output=True, text=True,
-                                            check=True).stdout.split())
-    assert before - after > 100, (before, after)       # MB: the freed tensors' pages left the process
+    # some processes get a heap that glibc cannot grow in place (where address-space randomisation put
+    # it), and their freed pages leave at once; the test needs one whose heap kept them
+    seen = []
+    for _ in range(10):
+        before, after = map(int, subprocess.run([sys.executable, "-c", FRAGMENT], capture_output=True, text=True,
+                                                check=True).stdout.split())
+        seen.append((before, after))
+        if before > 600:                                # the freed tensors' pages stayed in the process
+            break
+    assert before > 600, seen
+    assert before - after > 100, seen                    # MB: release handed them back

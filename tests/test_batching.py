@@ -1,6 +1,6 @@
 import torch
 
-from bench import batching
+from bench.train import batching
 
 
 def test_windows_make_every_item_but_the_first_a_target_once():

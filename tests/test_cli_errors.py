@@ -61,7 +61,7 @@ def test_fetch_unknown_dataset(tmp_path):
 
 
 def test_seed_specs():
-    from bench.cli import parse_seeds
+    from bench.cli.options import parse_seeds
     from bench.errors import BenchError
     assert parse_seeds("3") == [0, 1, 2]
     assert parse_seeds("2,") == [2]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import data, fetch, tsv
+from bench import data
+from bench.data import fetch
+from bench.data import tsv
 from bench.errors import BenchError
 
 

@@ -160,7 +160,7 @@ def test_trajectory_ends_where_scoring_does():
 def test_run_writes_the_trajectory_file(tmp_path):
     import numpy as np
 
-    from bench.runner import RunRequest, run_one
+    from bench.runs.run import RunRequest, run_one
 
     sets = {"diffurec": {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "4", "epochs": "1"}}
     record = run_one(RunRequest(model="diffurec", dataset="synthetic", seed=0, out=str(tmp_path), overrides=sets))
@@ -177,9 +177,9 @@ def test_init_std_sets_the_item_embedding_scale():
 
 def test_validation_can_use_fewer_reverse_steps_than_test(tmp_path):
     """`valid_inference_steps` changes the scores used for model selection only."""
-    from bench import reeval
+    from bench.eval import reeval
     from bench.data import synthetic
-    from bench.runner import RunRequest, run_one
+    from bench.runs.run import RunRequest, run_one
 
     cheap, one_step, full = small(valid_inference_steps=1), small(inference_steps=1), small()
     batch = {"history": HIST}

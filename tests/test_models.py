@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from bench import batching, registry
+from bench import registry
+from bench.train import batching
 from bench.data import Dataset, synthetic
-from bench.protocol import Protocol
-from bench.training import Trainer
+from bench.eval.protocol import Protocol
+from bench.train.loop import Trainer
 
 
 def planted(n_users=300, n_items=40, seed=0) -> Dataset:

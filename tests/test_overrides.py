@@ -2,7 +2,7 @@ import pytest
 
 from bench import registry
 from bench.errors import BenchError
-from bench.overrides import parse_sets
+from bench.registry.overrides import parse_sets
 
 
 def test_typed_overrides_reach_model_and_training_configs():
@@ -14,7 +14,7 @@ def test_typed_overrides_reach_model_and_training_configs():
 
 
 def test_booleans_are_parsed_not_truthy_strings():
-    from bench.overrides import coerce
+    from bench.registry.overrides import coerce
     assert coerce("False", bool, "x") is False and coerce("true", bool, "x") is True
     with pytest.raises(BenchError):
         coerce("maybe", bool, "x")
@@ -54,8 +54,8 @@ def test_every_preset_names_a_known_dataset_and_typed_fields():
 
 def test_a_preset_run_is_the_run_with_the_same_values_set():
     """So results stored by an explicit --set command are found (and skipped) by the plain one."""
-    from bench import runner
-    from bench.protocol import Protocol
+    from bench.runs import identity as runner
+    from bench.eval.protocol import Protocol
     explicit = registry.resolve("bert4rec", {"bert4rec": {"dropout": "0.1", "mask_prob": "0.2",
                                                            "lr_schedule": "plateau"}})
     preset = registry.resolve("bert4rec", {}, "ml-1m")
@@ -65,7 +65,7 @@ def test_a_preset_run_is_the_run_with_the_same_values_set():
 
 
 def test_bench_run_trains_with_the_datasets_preset(tmp_path, monkeypatch):
-    from bench.runner import RunRequest, run_one
+    from bench.runs.run import RunRequest, run_one
     cls = registry.model_class("sasrec")
     monkeypatch.setattr(cls, "dataset_presets", {"synthetic": {"hidden": "16", "epochs": "1"}}, raising=False)
     record = run_one(RunRequest(model="sasrec", dataset="synthetic", seed=0, out=str(tmp_path),

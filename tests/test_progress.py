@@ -1,7 +1,7 @@
 """Plain-line progress for logs: validation lines, and heartbeat lines inside long epochs."""
 import io
 
-from bench.progress import LineProgress, make, NullProgress
+from bench.train.progress import LineProgress, make, NullProgress
 
 
 def run_epoch(p: LineProgress, losses):

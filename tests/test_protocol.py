@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.data import Dataset
-from bench.protocol import (Protocol, eval_split, metrics_from_ranks, rank_split, ranks_from_scores,
+from bench.eval.protocol import (Protocol, eval_split, metrics_from_ranks, rank_split, ranks_from_scores,
                             seen_mask)
 
 

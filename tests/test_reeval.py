@@ -3,10 +3,11 @@ import json
 
 import pytest
 
-from bench import reeval, results
+from bench.eval import reeval
+from bench.runs import results
 from bench.data import synthetic
 from bench.errors import BenchError
-from bench.runner import RunRequest, run_one
+from bench.runs.run import RunRequest, run_one
 from tests.conftest import bench_cli
 
 DIFFUREC = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "3", "eval_every": "1"}

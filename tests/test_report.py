@@ -189,7 +189,7 @@ def test_optional_pieces_missing_are_noted_without_training_code(runs, tmp_path)
     code = ("import sys; from pathlib import Path; from reports.build import build_report; "
             f"build_report([Path({str(plain)!r})], Path({str(out)!r}), {{'md', 'tex', 'csv', 'gif'}}); "
             "bad = [m for m in sys.modules if m == 'torch' "
-            "or m.startswith(('bench.training', 'models', 'baselines'))]; "
+            "or m.startswith(('bench.train.loop', 'models', 'baselines'))]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -228,7 +228,7 @@ def test_bad_input_is_one_error_line(runs, tmp_path):
 
 
 def test_reevaluations_table(runs, tmp_path):
-    from bench import reeval
+    from bench.eval import reeval
     from bench.data import synthetic
 
     folder = tmp_path / "runs"
@@ -255,7 +255,7 @@ def test_reevaluations_table(runs, tmp_path):
 def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluation(runs, tmp_path):
     """A run stored by older scoring code (here: its stored test figures and per-user file overwritten)
     is reported as stored by default, and as its no-change `bench eval` says with --rescored."""
-    from bench import reeval
+    from bench.eval import reeval
     from bench.data import synthetic
     from reports.collect import collect
 

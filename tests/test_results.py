@@ -4,7 +4,7 @@ import multiprocessing as mp
 
 import pytest
 
-from bench import results
+from bench.runs import results
 from tests.conftest import bench_cli
 
 
@@ -70,7 +70,7 @@ def test_parallel_jobs_write_every_run(tmp_path):
 
 
 def test_summary_keeps_configs_apart_and_merges_seeds():
-    from bench.summary import summarize
+    from bench.runs.summary import summarize
 
     def rec(seed, hidden, ndcg, batch=1024):
         return {"dataset": "beauty", "model": "sasrec", "seed": seed, "best_epoch": 10, "train_seconds": 1.0,
@@ -123,9 +123,9 @@ LATER = ("init_std", "block_dropout", "valid_inference_steps", "padding_sink")
 
 def test_a_field_added_later_keeps_stored_runs_the_same_runs():
     from bench import registry
-    from bench.protocol import Protocol
-    from bench.runner import run_id
-    from bench.summary import summarize
+    from bench.eval.protocol import Protocol
+    from bench.runs.identity import run_id
+    from bench.runs.summary import summarize
 
     default, changed = registry.resolve("diffurec"), registry.resolve("diffurec", {"diffurec": {"init_std": "1.0"}})
     assert run_id(default, "fp", 0, Protocol()) != run_id(changed, "fp", 0, Protocol())
@@ -167,7 +167,10 @@ def test_a_run_another_process_trains_is_deferred_then_waited_for(tmp_path):
     import sys
 
     from bench import registry
-    from bench.runner import Busy, RunRequest, dataset_fingerprint, lock_path, run_grid, run_id, run_one
+    from bench.runs.grid import run_grid
+    from bench.runs.identity import dataset_fingerprint, run_id
+    from bench.runs.locks import Busy, lock_path
+    from bench.runs.run import RunRequest, run_one
 
     reqs = [RunRequest(model="pop", dataset="synthetic", seed=s, out=str(tmp_path)) for s in (0, 1)]
     rids = [run_id(registry.resolve("pop", {}), dataset_fingerprint("synthetic", None), r.seed, r.protocol)

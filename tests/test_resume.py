@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from bench.runner import lock_path
+from bench.runs.locks import lock_path
 
 ARGS = ["run", "--models", "sasrec", "--dataset", "synthetic", "--epochs", "8", "--seeds", "1",
         "--set", "sasrec.patience=100", "--set", "sasrec.hidden=32"]

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
+from bench.runs import results
 from bench.errors import BenchError
-from bench.runner import RunRequest, run_one
+from bench.runs.run import RunRequest, run_one
 from tests.conftest import bench_cli
 
 GRID = ["ablate", "torn", "--dataset", "synthetic", "--model", "sasrec", "--set", "sasrec.hidden=8",
@@ -113,7 +113,7 @@ def test_damaged_best_checkpoint_restarts_the_run_from_scratch(tmp_path, uninter
 def test_checkpoints_are_written_through_fsync(tmp_path, monkeypatch):
     import os
 
-    from bench.checkpoint import atomic_torch_save, load
+    from bench.train.checkpoint import atomic_torch_save, load
     synced = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
@@ -226,7 +226,7 @@ def test_out_of_range_value_on_the_command_line_makes_no_run_folder(tmp_path):
 
 
 def test_seeds_negative_or_empty_are_refused_and_duplicates_run_once(tmp_path):
-    from bench.options import parse_seed_list, parse_seeds
+    from bench.cli.options import parse_seed_list, parse_seeds
 
     for bad in ("-1,-2", ",", " , ", "-1", "0", "3,-1"):
         with pytest.raises(BenchError):
@@ -284,7 +284,8 @@ def test_out_that_is_a_file_data_dir_that_is_a_file_and_a_bad_base_url_are_one_l
 def test_named_dataset_is_checked_against_its_pinned_sha256_once(data_dir, tmp_path, monkeypatch):
     import shutil
 
-    from bench import data, fetch
+    from bench import data
+    from bench.data import fetch
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     good = tmp_path / "good"
@@ -310,7 +311,7 @@ def test_named_dataset_is_checked_against_its_pinned_sha256_once(data_dir, tmp_p
 
 
 def test_download_larger_than_the_pinned_size_stops(tmp_path):
-    from bench import fetch
+    from bench.data import fetch
 
     mirror = tmp_path / "mirror" / "toys"
     mirror.mkdir(parents=True)
@@ -359,7 +360,7 @@ def test_pickle_bombs_are_refused_with_a_short_line(tmp_path):
     (b"user\titem\ttimestamp\nu1\ti1\t1\nu1\t\xff\t2\n", r":3: not UTF-8"),
 ])
 def test_interaction_files_with_nan_timestamps_or_bad_bytes_are_refused(tmp_path, body, message):
-    from bench import tsv
+    from bench.data import tsv
 
     path = tmp_path / "log.tsv"
     path.write_bytes(body if isinstance(body, bytes) else body.encode())
@@ -368,7 +369,7 @@ def test_interaction_files_with_nan_timestamps_or_bad_bytes_are_refused(tmp_path
 
 
 def test_exact_duplicate_rows_are_dropped_and_counted_and_csv_reads_commas(tmp_path, capsys):
-    from bench import tsv
+    from bench.data import tsv
 
     rows = ["user,item,timestamp", "u1,a,1", "u1,b,2", "u1,b,2", "u1,c,3", "u1,c,3", "u1,d,4"]
     path = tmp_path / "log.csv"

@@ -157,7 +157,7 @@ def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
 
 def test_every_named_ablation_resolves_to_valid_configs():
     from bench import registry
-    from bench.runconfig import raw
+    from bench.registry.runconfig import raw
     from studies import ablation
 
     for name in ablation.ABLATIONS:

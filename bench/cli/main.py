@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.errors import BenchError
-from bench.options import parse_seed_list, parse_seeds  # noqa: F401 - bench.cli.parse_seeds kept for callers
-from bench.paths import output_dir
+from bench.cli.options import parse_seed_list, parse_seeds
+from bench.cli.paths import output_dir
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark and ablate sequential recommenders under one protocol.")
@@ -44,10 +44,13 @@ def run(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, for --backend dask."),
 ):
     """Train and evaluate models x seeds on one dataset; skip runs already finished."""
-    from bench import data, registry, runconfig, runner
-    from bench.overrides import parse_sets
-    from bench.protocol import Protocol
-    from bench.summary import render, summarize
+    from bench import data, registry
+    from bench.registry import runconfig
+    from bench.runs.grid import run_grid
+    from bench.runs.run import RunRequest
+    from bench.registry.overrides import parse_sets
+    from bench.eval.protocol import Protocol
+    from bench.runs.summary import render, summarize
 
     output_dir(out)
     saved = runconfig.load(config) if config else None
@@ -68,15 +71,15 @@ def run(
     directory = str(data_dir) if data_dir else None
     data.resolve(dataset, data_dir, fetch_missing=True)
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
-    requests = [runner.RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
-                                  overrides=overrides, device=device, data_dir=directory, force=force,
-                                  progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines")
+    requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
+                          overrides=overrides, device=device, data_dir=directory, force=force,
+                          progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines")
                 for m in names for s in seed_list]
     capped = min(jobs, len(requests), os.cpu_count() or 1)
     if capped < jobs and backend == "local":
         err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
-    records = runner.run_grid(requests, jobs, backend, scheduler)
+    records = run_grid(requests, jobs, backend, scheduler)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:
         console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
@@ -87,8 +90,8 @@ def run(
 @app.command()
 def results(out: Path = typer.Argument(Path("runs"), help="A folder holding results.jsonl.")):
     """Show mean +- std over seeds of every run stored in a results folder."""
-    from bench import results as store
-    from bench.summary import render, summarize
+    from bench.runs import results as store
+    from bench.runs.summary import render, summarize
 
     records = list(store.latest_by_run(store.read(out)).values())
     if not records:
@@ -99,7 +102,7 @@ def results(out: Path = typer.Argument(Path("runs"), help="A folder holding resu
 @app.command()
 def status(out: Path = typer.Argument(Path("runs"), help="A results folder (the --out of bench run).")):
     """Every run in a results folder: finished, training now, stopped (resumable) or started."""
-    from bench.status import scan
+    from bench.runs.status import scan
 
     rows = scan(out)
     if not rows:
@@ -130,8 +133,9 @@ def eval_runs(
 ):
     """Score finished runs again from their best checkpoint with evaluation-time settings
     changed (e.g. --set diffurec.eval_samples=4); appends to <out>/evals.jsonl."""
-    from bench import data, registry, reeval
-    from bench.overrides import parse_sets
+    from bench import data, registry
+    from bench.eval import reeval
+    from bench.registry.overrides import parse_sets
 
     output_dir(out)
     names = registry.parse_models(models)
@@ -174,9 +178,9 @@ def perf(
     data_dir: Optional[Path] = DATA_DIR,
 ):
     """Training and evaluation throughput, peak memory and precision parity of each model."""
-    from bench import perf as perf_mod
+    from bench.train import perf as perf_mod
     from bench import registry
-    from bench.overrides import parse_sets
+    from bench.registry.overrides import parse_sets
 
     names = registry.parse_models(models)
     overrides = parse_sets(sets, names)
@@ -230,7 +234,8 @@ def perf_table(result: dict) -> Table:
 @app.command("models")
 def list_models(name: Optional[str] = typer.Argument(None, help="One model (default: every registered model).")):
     """List registered models with their config fields and defaults."""
-    from bench import contract, registry
+    from bench import registry
+    from bench.registry import contract
 
     for name in registry.parse_models(name) if name else registry.names():
         cls = registry.model_class(name)
@@ -278,7 +283,8 @@ def data_fetch(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Mirror holding <dir>/dataset.pkl."),
 ):
     """Download a dataset from its public address and verify its SHA-256."""
-    from bench import data, fetch
+    from bench import data
+    from bench.data import fetch
 
     path = fetch.fetch(name, data.data_dir(data_dir), base_url)
     console.print(f"{name}: verified and saved to {path}")

@@ -21,14 +21,17 @@ from pathlib import Path
 
 import torch
 
-from bench import contract, data, registry, results
-from bench.checkpoint import Damaged, try_load
+from bench import data, registry
+from bench.registry import contract
+from bench.runs import results
+from bench.train.checkpoint import Damaged, try_load
 from bench.errors import BenchError
-from bench.overrides import apply_overrides
-from bench.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
-from bench.runner import dataset_fingerprint, git_revision, write_per_user
-from bench.config import TrainConfig
-from bench.training import autocast, resolve_device
+from bench.registry.overrides import apply_overrides
+from bench.eval.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
+from bench.runs.artifacts import write_per_user
+from bench.runs.identity import dataset_fingerprint, git_revision
+from bench.train.config import TrainConfig
+from bench.train.loop import autocast, resolve_device
 
 EVALS = results.EVALS
 TRAIN_EVAL_FIELDS = ("eval_batch_size", "precision")

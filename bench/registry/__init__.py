@@ -13,10 +13,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from bench import contract
+from bench.registry import contract
 from bench.errors import BenchError
-from bench.overrides import apply_overrides
-from bench.config import TrainConfig
+from bench.registry.overrides import apply_overrides
+from bench.train.config import TrainConfig
 
 MODELS: dict[str, str] = {
     "pop": "baselines.pop:MostPop",

@@ -44,7 +44,7 @@ class Dataset:
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """`--data-dir`, else $BENCH_DATA_DIR, else a per-user cache directory."""
-    from bench.paths import input_dir
+    from bench.cli.paths import input_dir
 
     if explicit:
         input_dir(Path(explicit))
@@ -159,7 +159,8 @@ def synthetic(n_users: int = 600, n_items: int = 120, seed: int = 0) -> Dataset:
 
 def resolve(spec: str, directory: Path | None = None, fetch_missing: bool = False) -> Dataset:
     """A dataset by name (beauty, toys, ml-1m, synthetic) or by file path."""
-    from bench import fetch, tsv
+    from bench.data import fetch
+    from bench.data import tsv
 
     if spec in BUILTIN:
         return synthetic()

@@ -4,8 +4,8 @@ A model is a class (an `nn.Module`) registered by name in `bench.registry`. Requ
 
     Config            a frozen dataclass of the model's own fields, all with defaults; an
                       optional `validate()` checks what needs two fields at once
-    train_defaults    a `bench.config.TrainConfig`: the loop's settings for this model
-    train_format      how `bench.batching` builds its training examples ("sequence", "prefix")
+    train_defaults    a `bench.train.config.TrainConfig`: the loop's settings for this model
+    train_format      how `bench.train.batching` builds its training examples ("sequence", "prefix")
     __init__(config, n_items)
     score(batch)      (B, N+1) scores of every item for each history in `batch["history"]`
                       (item 0 is padding; the protocol never ranks it)
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Protocol
 
-from bench.config import TrainConfig
+from bench.train.config import TrainConfig
 from bench.errors import BenchError
 
 REQUIRED = ("Config", "train_defaults", "train_format", "score")

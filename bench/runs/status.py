@@ -12,9 +12,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import results
+from bench.runs import results
 from bench.errors import BenchError
-from bench.locks import Busy, claim, lock_path
+from bench.runs.locks import Busy, claim, lock_path
 
 
 @dataclass
@@ -65,7 +65,7 @@ def checkpoint_state(path: Path) -> dict | None:
             return state
     except (OSError, ValueError):
         pass
-    from bench.checkpoint import Damaged as Unreadable, try_load
+    from bench.train.checkpoint import Damaged as Unreadable, try_load
 
     try:
         return try_load(path)["state"]

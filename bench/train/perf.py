@@ -25,11 +25,13 @@ from pathlib import Path
 
 import torch
 
-from bench import batching, contract, data, registry
+from bench import data, registry
+from bench.train import batching
+from bench.registry import contract
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
-from bench.protocol import EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
-from bench.training import autocast, make_optimizer, resolve_device, train_step
+from bench.eval.protocol import EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
+from bench.train.loop import autocast, make_optimizer, resolve_device, train_step
 
 PRECISIONS = ("fp32", "bf16")
 

@@ -21,15 +21,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-from bench import batching, contract
+from bench.train import batching
+from bench.registry import contract
 from bench.atomic import atomic_write_text
-from bench.allocator import keep_freed_memory, release_freed_memory
-from bench.config import SELECT_METRIC, TrainConfig  # noqa: F401 - the loop's config, re-exported
-from bench.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
+from bench.train.allocator import keep_freed_memory, release_freed_memory
+from bench.train.config import SELECT_METRIC, TrainConfig  # noqa: F401 - the loop's config, re-exported
+from bench.train.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
 from bench.data import Dataset
 from bench.errors import BenchError
-from bench.progress import NullProgress
-from bench.protocol import (EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split,
+from bench.train.progress import NullProgress
+from bench.eval.protocol import (EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split,
                             rank_split_seen)
 
 

@@ -1,7 +1,7 @@
 """Which config fields make two runs different runs.
 
-Run ids (bench.runner.run_id) and the grouping of stored results
-(bench.summary.variant) both come from here, so they never disagree.
+Run ids (bench.runs.run.run_id) and the grouping of stored results
+(bench.runs.summary.variant) both come from here, so they never disagree.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def identity(section: dict) -> dict:
 
 
 def variant(record: dict) -> str:
-    """Runs that differ only in seed share this key (see bench.fields)."""
+    """Runs that differ only in seed share this key (see bench.runs.fields)."""
     return json.dumps([identity(record.get(s, {})) for s in ("config", "train", "protocol")], sort_keys=True)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bench.protocol import left_pad
+from bench.eval.protocol import left_pad
 
 
 def sequence_windows(seqs: list[list[int]], max_len: int) -> Tensor:

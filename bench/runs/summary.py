@@ -4,8 +4,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from bench.fields import differences, variant
-from bench.results import mean_std, seen_test
+from bench.runs.fields import differences, variant
+from bench.runs.results import mean_std, seen_test
 
 COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
 SEEN_COLUMNS = tuple((seen, m) for seen in ("kept", "removed") for m in ("hr@10", "ndcg@10"))

@@ -5,7 +5,7 @@ import dataclasses
 import typing
 from typing import Any, Literal
 
-from bench import ranges
+from bench.registry import ranges
 from bench.errors import BenchError
 
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}

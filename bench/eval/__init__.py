@@ -1,0 +1,1 @@
+"""Evaluation: the protocol every number obeys, and `bench eval` re-scoring of finished runs."""

@@ -1,0 +1,108 @@
+"""One run end to end: claimed under its lock, trained, evaluated under both seen-item settings,
+its artifacts written and its results line appended; a finished run is returned as stored."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bench import data, registry
+from bench.eval.protocol import Protocol, mean_metrics, metrics_from_ranks
+from bench.registry import contract
+from bench.runs import results
+from bench.runs.artifacts import write_history, write_per_user, write_trajectory
+from bench.runs.identity import dataset_fingerprint, git_revision, run_id, versions
+from bench.runs.locks import claim, lock_path
+from bench.runs.results import SEEN_KEY, SEEN_PER_USER
+from bench.train.loop import EvalCallback, Trainer, resolve_device
+from bench.train.progress import make as make_progress
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    model: str
+    dataset: str
+    seed: int
+    out: str
+    protocol: Protocol = Protocol()
+    overrides: dict = field(default_factory=dict)
+    device: str = "auto"
+    data_dir: str | None = None
+    force: bool = False
+    progress: str = "none"             # bar | lines | none (bench.train.progress.make)
+    threads: int = 0            # torch intra-op threads; 0 = leave the default
+    tags: dict = field(default_factory=dict)    # merged into the record (a study's "study", "trial", "params")
+    on_eval: EvalCallback | None = None         # see Trainer; a study reports to its pruner here
+
+
+def finished(out: Path, rid: str) -> dict | None:
+    done = results.latest_by_run(results.read(out)).get(rid)
+    return {**done, "skipped": True} if done else None
+
+
+def run_one(req: RunRequest, wait: bool = True) -> dict:
+    """Train and evaluate one (model, dataset, seed); returns its results record.
+
+    A run finished before is returned as stored (marked skipped) unless `force`. A run another
+    process is training is waited for (then returned as it stored it), or, without `wait`,
+    raises Busy."""
+    out = Path(req.out)
+    spec = registry.resolve(req.model, req.overrides, req.dataset)
+    fp = dataset_fingerprint(req.dataset, req.data_dir)
+    rid = run_id(spec, fp, req.seed, req.protocol)
+    if not req.force and (done := finished(out, rid)):
+        return done
+    with claim(lock_path(out, rid), wait):
+        if not req.force and (done := finished(out, rid)):       # finished while we waited
+            return done
+        return train_and_store(req, spec, fp, rid)
+
+
+def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str) -> dict:
+    out = Path(req.out)
+    if req.threads:
+        torch.set_num_threads(req.threads)
+    ds = data.resolve(req.dataset, req.data_dir)
+    run_dir = out / "runs" / ds.name / spec.name / f"seed{req.seed}-{rid}"
+    if req.force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    device = resolve_device(req.device)
+    git_revision()
+    torch.manual_seed(req.seed)
+    model = spec.build(ds.n_items)
+    progress = make_progress(req.progress, f"{spec.name} {ds.name} seed {req.seed}")
+    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress, req.on_eval).run()
+    write_history(run_dir / "history.csv", outcome.history)
+    write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
+    for exclude, ranks in outcome.test_ranks_seen.items():
+        write_per_user(run_dir / SEEN_PER_USER[exclude], ranks, req.protocol.ks)
+    if contract.has_trajectory(model):
+        write_trajectory(run_dir / "trajectory.npz", model, ds, req.protocol, device)
+    record = {
+        "run_id": rid, "model": spec.name, "dataset": ds.name, "dataset_fingerprint": fp, "seed": req.seed,
+        "config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
+        "protocol": req.protocol.to_dict(), "valid": outcome.valid, "test": outcome.test,
+        "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
+        "train_seconds": round(outcome.train_seconds, 3), "eval_seconds": round(outcome.eval_seconds, 3),
+        "test_seconds": round(outcome.test_seconds, 3),
+        "n_users": ds.n_users, "n_items": ds.n_items, "device": str(device), "threads": torch.get_num_threads(),
+        "versions": versions(), "git_revision": git_revision(),
+        "history": str((run_dir / "history.csv").relative_to(out)),
+        "per_user": str((run_dir / "test_per_user.csv").relative_to(out)),
+        # test under both seen-item settings, same checkpoint and scores; selection used the protocol's
+        "test_seen": {SEEN_KEY[e]: mean_metrics(metrics_from_ranks(r, req.protocol.ks))
+                      for e, r in outcome.test_ranks_seen.items()},
+        "per_user_seen": {SEEN_KEY[e]: str((run_dir / SEEN_PER_USER[e]).relative_to(out))
+                          for e in outcome.test_ranks_seen},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **req.tags,
+    }
+    if outcome.diverged:
+        record["diverged"] = outcome.diverged
+        print(f"warning: {spec.name} {ds.name} seed {req.seed}: {outcome.diverged}", file=sys.stderr, flush=True)
+    results.append(out, record)
+    return record

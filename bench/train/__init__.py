@@ -1,0 +1,1 @@
+"""Training: the config, the one loop, batches, checkpoints, progress, memory, and `bench perf`."""
