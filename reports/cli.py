@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -12,17 +12,19 @@ DEFAULT_REFERENCE = "diffurecsys"
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
-        runs: Optional[List[Path]] = typer.Argument(None, help="Folders searched for results.jsonl (default: runs)."),
-        out: Path = typer.Option(Path("reports_out"), "--out", help="Folder for the report files."),
-        baseline: Optional[str] = typer.Option(
-            None, "--baseline", help=f"Model compared against all others in the Improv. row and significance marks "
-                                     f"(default {DEFAULT_REFERENCE})."),
-        formats: str = typer.Option("pdf,md,tex,csv,png,gif", "--format",
-                                    help="Comma list of pdf, md, tex, csv, png, gif."),
-        test: str = typer.Option("ttest", "--test", help="Paired test over per-user values: ttest or wilcoxon."),
-        rescored: bool = typer.Option(
-            False, "--rescored", help="Use each run's latest `bench eval` with no change (a re-scoring by newer "
-                                      "code) in place of its stored metrics and per-user values."),
+        runs: Annotated[Optional[List[Path]], typer.Argument(
+            help="Folders searched for results.jsonl (default: runs).")] = None,
+        out: Annotated[Path, typer.Option("--out", help="Folder for the report files.")] = Path("reports_out"),
+        baseline: Annotated[Optional[str], typer.Option(
+            "--baseline",
+            help=f"The model compared against the others (Improv. row, marks; default {DEFAULT_REFERENCE}).")] = None,
+        formats: Annotated[str, typer.Option(
+            "--format", help="Comma list of pdf, md, tex, csv, png, gif.")] = "pdf,md,tex,csv,png,gif",
+        test: Annotated[str, typer.Option(
+            "--test", help="Paired test over per-user values: ttest or wilcoxon.")] = "ttest",
+        rescored: Annotated[bool, typer.Option(
+            "--rescored",
+            help="Take each run's metrics from its latest no-change `bench eval` (newer code).")] = False,
     ):
         """Tables (Markdown, LaTeX, CSV), figures, GIFs and a PDF report from result files."""
         from rich.console import Console

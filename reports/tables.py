@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.runs import results as store
+from bench.runs.fields import differences
 from reports import published
 from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
 from reports.stats import ALPHA, TESTS, holm, paired_p
@@ -206,14 +207,9 @@ def mark_significance(table: Table, chosen: dict[str, Variant], reference: str, 
 
 
 def config_diff(v: Variant, coll: Collection) -> str:
-    """The config fields of a chosen variant that differ among its model's variants on the same dataset."""
-    peers = [w for w in coll.variants() if w.model == v.model and w.record["dataset"] == v.record["dataset"]]
-    fields = []
-    for section in ("config", "train"):
-        for k, val in v.record[section].items():
-            if k != "eval_batch_size" and any(w.record[section].get(k) != val for w in peers):
-                fields.append(f"{k}={val}")
-    return ", ".join(fields) or "same config, other protocol"
+    """The fields of a chosen variant that differ among its model's variants on the same dataset."""
+    peers = [w.record for w in coll.variants() if w.model == v.model and w.record["dataset"] == v.record["dataset"]]
+    return differences(v.record, peers) or "same config"
 
 
 def params_label(params: dict) -> str:

@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from bench.errors import BenchError
+from bench.cli.options import DataDir, Device
 from bench.cli.paths import output_dir
 
-STORAGE = typer.Option(None, "--storage", help="postgresql://... (many machines) or a journal file path; "
-                                               "default: a journal file in the study folder.")
-WORKERS = typer.Option(1, "--workers", help="Worker processes on this machine, sharing the storage.")
-DATASET = typer.Option(..., "--dataset", help="beauty, toys, ml-1m, synthetic, or a path.")
-OUT = typer.Option(Path("runs"), "--out", help="Results folder (results.jsonl, studies/).")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
-DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder.")
+# the options both study commands take
+Storage = Annotated[Optional[str], typer.Option(
+    "--storage", help="postgresql://... (many machines) or a journal file (default: one in the study folder).")]
+Workers = Annotated[int, typer.Option("--workers", help="Worker processes on this machine, sharing the storage.")]
+Dataset = Annotated[str, typer.Option("--dataset", help="beauty, toys, ml-1m, synthetic, or a path.")]
+Out = Annotated[Path, typer.Option("--out", help="Results folder (results.jsonl, studies/).")]
 
 
 def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
@@ -56,21 +56,24 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def ablate(
-        name: str = typer.Argument(..., help="offset_noise, diffusion_steps, attention, code_fidelity, "
-                                                  "or a name for --grid."),
-        dataset: str = DATASET,
-        model: Optional[str] = typer.Option(None, "--model", help="Model to ablate (default: the study's, "
-                                                                  "diffurecsys; diffurec for code_fidelity)."),
-        seeds: str = typer.Option("2", "--seeds", help="Number of seeds (0..N-1) or a comma list."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget of every run."),
-        grid: List[str] = typer.Option([], "--grid", help="FIELD=V1,V2: keep these values of a study's "
-                                                          "field, or build a grid of your own (repeatable)."),
-        sets: List[str] = typer.Option([], "--set", help="MODEL.FIELD=VALUE for every run (repeatable)."),
-        storage: Optional[str] = STORAGE,
-        workers: int = WORKERS,
-        out: Path = OUT,
-        device: str = DEVICE,
-        data_dir: Optional[Path] = DATA_DIR,
+        name: Annotated[str, typer.Argument(
+            help="offset_noise, diffusion_steps, attention, code_fidelity, or a name for --grid.")],
+        dataset: Dataset,
+        model: Annotated[Optional[str], typer.Option(
+            "--model",
+            help="Model to ablate (default: the study's, diffurecsys; diffurec for code_fidelity).")] = None,
+        seeds: Annotated[str, typer.Option("--seeds", help="Number of seeds (0..N-1) or a comma list.")] = "2",
+        epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epoch budget of every run.")] = None,
+        grid: Annotated[List[str], typer.Option(
+            "--grid",
+            help="FIELD=V1,V2: keep these values of a study's field, or build a grid of your own (repeatable).")] = [],
+        sets: Annotated[List[str], typer.Option(
+            "--set", help="MODEL.FIELD=VALUE for every run (repeatable).")] = [],
+        storage: Storage = None,
+        workers: Workers = 1,
+        out: Out = Path("runs"),
+        device: Device = "auto",
+        data_dir: DataDir = None,
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
         from bench.cli.options import parse_seeds
@@ -90,19 +93,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def tune(
-        model: str = typer.Argument(..., help="A registered model with a search space."),
-        dataset: str = DATASET,
-        trials: int = typer.Option(20, "--trials", help="Trials in the study (a rerun completes it)."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget of every trial."),
-        objectives: str = typer.Option("ndcg", "--objectives", help="ndcg, or ndcg,latency for a Pareto front."),
-        pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every run."),
-        sets: List[str] = typer.Option([], "--set", help="MODEL.FIELD=VALUE fixed in every trial (repeatable)."),
-        storage: Optional[str] = STORAGE,
-        workers: int = WORKERS,
-        out: Path = OUT,
-        device: str = DEVICE,
-        data_dir: Optional[Path] = DATA_DIR,
+        model: Annotated[str, typer.Argument(help="A registered model with a search space.")],
+        dataset: Dataset,
+        trials: Annotated[int, typer.Option("--trials", help="Trials in the study (a rerun completes it).")] = 20,
+        epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epoch budget of every trial.")] = None,
+        objectives: Annotated[str, typer.Option(
+            "--objectives", help="ndcg, or ndcg,latency for a Pareto front.")] = "ndcg",
+        pruner: Annotated[str, typer.Option("--pruner", help="median, hyperband or none.")] = "median",
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler and of every run.")] = 0,
+        sets: Annotated[List[str], typer.Option(
+            "--set", help="MODEL.FIELD=VALUE fixed in every trial (repeatable).")] = [],
+        storage: Storage = None,
+        workers: Workers = 1,
+        out: Out = Path("runs"),
+        device: Device = "auto",
+        data_dir: DataDir = None,
     ):
         """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
         from studies import runner, tune as tuning

@@ -5,14 +5,14 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bench.errors import BenchError
-from bench.cli.options import parse_seed_list, parse_seeds
+from bench.cli.options import DataDir, Device, parse_seed_list, parse_seeds
 from bench.cli.paths import output_dir
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -22,26 +22,33 @@ app.add_typer(data_app, name="data")
 console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-DATA_DIR = typer.Option(None, "--data-dir", help="Dataset folder (else $BENCH_DATA_DIR, else the user cache).")
 
 
 @app.command()
 def run(
-    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names, or 'all' (the default)."),
-    dataset: str = typer.Option(..., "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path."),
-    seeds: str = typer.Option("1", "--seeds", help="Number of seeds (0..N-1) or a comma list (0,2; '2,' is seed 2 alone)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override every model's epoch budget."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Output folder (results.jsonl, runs/)."),
-    jobs: int = typer.Option(1, "--jobs", help="Parallel worker processes."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    max_len: int = typer.Option(50, "--max-len", help="History length (last items kept)."),
-    exclude_seen: bool = typer.Option(False, "--exclude-seen", help="Remove history items from the candidates."),
-    sets: List[str] = typer.Option([], "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable)."),
-    force: bool = typer.Option(False, "--force", help="Rerun finished runs."),
-    data_dir: Optional[Path] = DATA_DIR,
-    config: Optional[Path] = typer.Option(None, "--config", help="A saved config (e.g. best.json from `bench tune`)."),
-    backend: str = typer.Option("local", "--backend", help="local (processes on this machine) or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address, for --backend dask."),
+    dataset: Annotated[str, typer.Option(
+        "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path.")],
+    models: Annotated[Optional[str], typer.Option(
+        "--models", help="Comma-separated model names, or 'all' (the default).")] = None,
+    seeds: Annotated[str, typer.Option(
+        "--seeds", help="Number of seeds (0..N-1) or a comma list (0,2; '2,' is seed 2 alone).")] = "1",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override every model's epoch budget.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (results.jsonl, runs/).")] = Path("runs"),
+    jobs: Annotated[int, typer.Option("--jobs", help="Parallel worker processes.")] = 1,
+    device: Device = "auto",
+    max_len: Annotated[int, typer.Option("--max-len", help="History length (last items kept).")] = 50,
+    exclude_seen: Annotated[bool, typer.Option(
+        "--exclude-seen", help="Remove history items from the candidates.")] = False,
+    sets: Annotated[List[str], typer.Option(
+        "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable).")] = [],
+    force: Annotated[bool, typer.Option("--force", help="Rerun finished runs.")] = False,
+    data_dir: DataDir = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="A saved config (e.g. best.json from `bench tune`).")] = None,
+    backend: Annotated[str, typer.Option(
+        "--backend", help="local (processes on this machine) or dask.")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(
+        "--scheduler", help="Dask scheduler address, for --backend dask.")] = None,
 ):
     """Train and evaluate models x seeds on one dataset; skip runs already finished."""
     from bench import data, registry
@@ -88,7 +95,9 @@ def run(
 
 
 @app.command()
-def results(out: Path = typer.Argument(Path("runs"), help="A folder holding results.jsonl.")):
+def results(
+    out: Annotated[Path, typer.Argument(help="A folder holding results.jsonl.")] = Path("runs"),
+):
     """Show mean +- std over seeds of every run stored in a results folder."""
     from bench.runs import results as store
     from bench.runs.summary import render, summarize
@@ -100,7 +109,9 @@ def results(out: Path = typer.Argument(Path("runs"), help="A folder holding resu
 
 
 @app.command()
-def status(out: Path = typer.Argument(Path("runs"), help="A results folder (the --out of bench run).")):
+def status(
+    out: Annotated[Path, typer.Argument(help="A results folder (the --out of bench run).")] = Path("runs"),
+):
     """Every run in a results folder: finished, training now, stopped (resumable) or started."""
     from bench.runs.status import scan
 
@@ -119,17 +130,20 @@ def status(out: Path = typer.Argument(Path("runs"), help="A results folder (the 
 
 @app.command("eval")
 def eval_runs(
-    models: str = typer.Option(..., "--models", help="Comma-separated model names."),
-    dataset: str = typer.Option(..., "--dataset", help="The dataset the runs trained on."),
-    out: Path = typer.Option(Path("runs"), "--out", help="The results folder of the runs."),
-    seed: Optional[str] = typer.Option(None, "--seed", help="The seeds to evaluate, e.g. 0 or 0,2; default all."),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="Only the run whose id starts with this."),
-    sets: List[str] = typer.Option([], "--set", help="An evaluation-time field: MODEL.FIELD=VALUE (repeatable)."),
-    exclude_seen: Optional[bool] = typer.Option(None, "--exclude-seen/--include-seen",
-                                                help="Change whether history items are ranked."),
-    split: str = typer.Option("both", "--split", help="valid, test or both."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    data_dir: Optional[Path] = DATA_DIR,
+    models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset the runs trained on.")],
+    out: Annotated[Path, typer.Option("--out", help="The results folder of the runs.")] = Path("runs"),
+    seed: Annotated[Optional[str], typer.Option(
+        "--seed", help="The seeds to evaluate, e.g. 0 or 0,2; default all.")] = None,
+    run_id: Annotated[Optional[str], typer.Option(
+        "--run-id", help="Only the run whose id starts with this.")] = None,
+    sets: Annotated[List[str], typer.Option(
+        "--set", help="An evaluation-time field: MODEL.FIELD=VALUE (repeatable).")] = [],
+    exclude_seen: Annotated[Optional[bool], typer.Option(
+        "--exclude-seen/--include-seen", help="Change whether history items are ranked.")] = None,
+    split: Annotated[str, typer.Option("--split", help="valid, test or both.")] = "both",
+    device: Device = "auto",
+    data_dir: DataDir = None,
 ):
     """Score finished runs again from their best checkpoint with evaluation-time settings
     changed (e.g. --set diffurec.eval_samples=4); appends to <out>/evals.jsonl."""
@@ -164,18 +178,23 @@ def eval_runs(
 
 @app.command()
 def perf(
-    models: str = typer.Option("all", "--models", help="Comma-separated model names, or 'all'."),
-    dataset: str = typer.Option("beauty", "--dataset", help="Dataset name or path."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32,bf16", "--precision", help="Comma-separated: fp32, bf16."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures here as JSON."),
-    train_steps: int = typer.Option(20, "--train-steps", help="Timed training steps (after the warm-up)."),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed training steps first."),
-    eval_users: int = typer.Option(1024, "--eval-users", help="Test (and validation) users sampled for evaluation."),
-    parity_steps: int = typer.Option(100, "--parity-steps", help="Training steps before the parity NDCG@10."),
-    threads: int = typer.Option(0, "--threads", help="torch threads; 0 = the default (one per core)."),
-    sets: List[str] = typer.Option([], "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable)."),
-    data_dir: Optional[Path] = DATA_DIR,
+    models: Annotated[str, typer.Option("--models", help="Comma-separated model names, or 'all'.")] = "all",
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset name or path.")] = "beauty",
+    device: Device = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="Comma-separated: fp32, bf16.")] = "fp32,bf16",
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", help="Also write the figures here as JSON.")] = None,
+    train_steps: Annotated[int, typer.Option(
+        "--train-steps", help="Timed training steps (after the warm-up).")] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed training steps first.")] = 3,
+    eval_users: Annotated[int, typer.Option(
+        "--eval-users", help="Test (and validation) users sampled for evaluation.")] = 1024,
+    parity_steps: Annotated[int, typer.Option(
+        "--parity-steps", help="Training steps before the parity NDCG@10.")] = 100,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads; 0 = the default (one per core).")] = 0,
+    sets: Annotated[List[str], typer.Option(
+        "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable).")] = [],
+    data_dir: DataDir = None,
 ):
     """Training and evaluation throughput, peak memory and precision parity of each model."""
     from bench.train import perf as perf_mod
@@ -232,7 +251,9 @@ def perf_table(result: dict) -> Table:
 
 
 @app.command("models")
-def list_models(name: Optional[str] = typer.Argument(None, help="One model (default: every registered model).")):
+def list_models(
+    name: Annotated[Optional[str], typer.Argument(help="One model (default: every registered model).")] = None,
+):
     """List registered models with their config fields and defaults."""
     from bench import registry
     from bench.registry import contract
@@ -252,7 +273,9 @@ def list_models(name: Optional[str] = typer.Argument(None, help="One model (defa
 
 
 @data_app.command("list")
-def data_list(data_dir: Optional[Path] = DATA_DIR):
+def data_list(
+    data_dir: DataDir = None,
+):
     """Each dataset: present or not, and its statistics."""
     from bench import data
 
@@ -278,9 +301,10 @@ def data_list(data_dir: Optional[Path] = DATA_DIR):
 
 @data_app.command("fetch")
 def data_fetch(
-    name: str = typer.Argument(..., help="beauty, toys or ml-1m."),
-    data_dir: Optional[Path] = DATA_DIR,
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Mirror holding <dir>/dataset.pkl."),
+    name: Annotated[str, typer.Argument(help="beauty, toys or ml-1m.")],
+    data_dir: DataDir = None,
+    base_url: Annotated[Optional[str], typer.Option(
+        "--base-url", help="Mirror holding <dir>/dataset.pkl.")] = None,
 ):
     """Download a dataset from its public address and verify its SHA-256."""
     from bench import data

@@ -1,7 +1,17 @@
 """Command-line values shared by every command module (bench, studies, reports). Torch-free."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
 from bench.errors import BenchError
+
+# options several commands take, declared once
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Dataset folder (else $BENCH_DATA_DIR, else the user cache).")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 
 MAX_SEED = 2**31 - 1
 
