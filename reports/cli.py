@@ -9,6 +9,23 @@ import typer
 DEFAULT_REFERENCE = "diffurecsys"
 
 
+def report_command(runs, out, baseline, formats, test, rescored):
+    """`bench report`: tables (Markdown, LaTeX, CSV), figures, GIFs and a PDF report from result files."""
+    from rich.console import Console
+
+    from reports.build import build_report, parse_formats
+
+    from bench.cli.paths import output_dir
+
+    output_dir(out)
+    chosen = parse_formats(formats)
+    done = build_report(runs or [Path("runs")], out, chosen, baseline or DEFAULT_REFERENCE, test,
+                        strict_reference=baseline is not None, rescored=rescored)
+    console = Console(width=200)
+    for path, what in done.written:
+        console.print(f"{path}: {what}", highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
@@ -27,16 +44,4 @@ def register(app: typer.Typer) -> None:
             help="Take each run's metrics from its latest no-change `bench eval` (newer code).")] = False,
     ):
         """Tables (Markdown, LaTeX, CSV), figures, GIFs and a PDF report from result files."""
-        from rich.console import Console
-
-        from reports.build import build_report, parse_formats
-
-        from bench.cli.paths import output_dir
-
-        output_dir(out)
-        chosen = parse_formats(formats)
-        done = build_report(runs or [Path("runs")], out, chosen, baseline or DEFAULT_REFERENCE, test,
-                            strict_reference=baseline is not None, rescored=rescored)
-        console = Console(width=200)
-        for path, what in done.written:
-            console.print(f"{path}: {what}", highlight=False, markup=False)
+        report_command(runs=runs, out=out, baseline=baseline, formats=formats, test=test, rescored=rescored)

@@ -53,6 +53,54 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     stdout_console().print(table)
 
 
+def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir):
+    """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
+    from bench.cli.options import parse_seeds
+    from studies import ablation, grid as grids, runner
+    from studies.storage import shown
+
+    if workers < 1:
+        raise BenchError("--workers must be at least 1")
+    study = ablation.find(name, model, ablation.parse_grid(grid))
+    target = _target(study.model, dataset, out, sets, epochs, device, data_dir)
+    plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
+    url = _storage(storage, out, plan.study_id)
+    header, rows = grids.table_rows(plan, runner.run_study(plan, url, workers))
+    _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
+                 f"* = best validation NDCG@10", header, rows)
+    typer.echo(f"study {plan.study_id}: {shown(url)}; results: {out / 'results.jsonl'}")
+
+
+def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets, storage, workers, out,
+                 device, data_dir):
+    """`bench tune`: tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
+    from studies import runner, tune as tuning
+    from studies.storage import shown
+
+    if trials < 1 or workers < 1:
+        raise BenchError("--trials and --workers must be at least 1")
+    if pruner not in tuning.PRUNERS:
+        raise BenchError(f"unknown --pruner '{pruner}'; choose from {', '.join(tuning.PRUNERS)}")
+    target = _target(model, dataset, out, sets, epochs, device, data_dir)
+    plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
+    url = _storage(storage, out, plan.study_id)
+    study = runner.run_study(plan, url, workers)
+    every = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    _print_table(f"tune {model} on {dataset}: trials", *tuning.trial_rows(plan, study, every))
+    if len(plan.objectives) > 1:
+        front = tuning.best_trials(plan, study)
+        _print_table("Pareto front: validation NDCG@10 against inference ms per user",
+                     *tuning.trial_rows(plan, study, front))
+    best_path = out / "studies" / plan.study_id / "best.json"
+    best = tuning.save_best(plan, study, best_path)
+    default = [t for t in tuning.finished(study) if t.params == plan.first[0]]
+    if default:
+        typer.echo(f"defaults (trial {default[0].number}): valid NDCG@10 {100 * default[0].values[0]:.2f}%")
+    typer.echo(f"best (trial {best.number}): valid NDCG@10 {100 * best.values[0]:.2f}%; "
+               f"saved to {best_path}; reuse with: bench run --config {best_path} --dataset {dataset}")
+    typer.echo(f"study {plan.study_id}: {shown(url)}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def ablate(
@@ -76,20 +124,20 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDir = None,
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
-        from bench.cli.options import parse_seeds
-        from studies import ablation, grid as grids, runner
-        from studies.storage import shown
-
-        if workers < 1:
-            raise BenchError("--workers must be at least 1")
-        study = ablation.find(name, model, ablation.parse_grid(grid))
-        target = _target(study.model, dataset, out, sets, epochs, device, data_dir)
-        plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
-        url = _storage(storage, out, plan.study_id)
-        header, rows = grids.table_rows(plan, runner.run_study(plan, url, workers))
-        _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
-                     f"* = best validation NDCG@10", header, rows)
-        typer.echo(f"study {plan.study_id}: {shown(url)}; results: {out / 'results.jsonl'}")
+        ablate_command(
+            name=name,
+            dataset=dataset,
+            model=model,
+            seeds=seeds,
+            epochs=epochs,
+            grid=grid,
+            sets=sets,
+            storage=storage,
+            workers=workers,
+            out=out,
+            device=device,
+            data_dir=data_dir,
+        )
 
     @app.command()
     def tune(
@@ -110,28 +158,18 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDir = None,
     ):
         """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
-        from studies import runner, tune as tuning
-        from studies.storage import shown
-
-        if trials < 1 or workers < 1:
-            raise BenchError("--trials and --workers must be at least 1")
-        if pruner not in tuning.PRUNERS:
-            raise BenchError(f"unknown --pruner '{pruner}'; choose from {', '.join(tuning.PRUNERS)}")
-        target = _target(model, dataset, out, sets, epochs, device, data_dir)
-        plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
-        url = _storage(storage, out, plan.study_id)
-        study = runner.run_study(plan, url, workers)
-        every = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-        _print_table(f"tune {model} on {dataset}: trials", *tuning.trial_rows(plan, study, every))
-        if len(plan.objectives) > 1:
-            front = tuning.best_trials(plan, study)
-            _print_table("Pareto front: validation NDCG@10 against inference ms per user",
-                         *tuning.trial_rows(plan, study, front))
-        best_path = out / "studies" / plan.study_id / "best.json"
-        best = tuning.save_best(plan, study, best_path)
-        default = [t for t in tuning.finished(study) if t.params == plan.first[0]]
-        if default:
-            typer.echo(f"defaults (trial {default[0].number}): valid NDCG@10 {100 * default[0].values[0]:.2f}%")
-        typer.echo(f"best (trial {best.number}): valid NDCG@10 {100 * best.values[0]:.2f}%; "
-                   f"saved to {best_path}; reuse with: bench run --config {best_path} --dataset {dataset}")
-        typer.echo(f"study {plan.study_id}: {shown(url)}")
+        tune_command(
+            model=model,
+            dataset=dataset,
+            trials=trials,
+            epochs=epochs,
+            objectives=objectives,
+            pruner=pruner,
+            seed=seed,
+            sets=sets,
+            storage=storage,
+            workers=workers,
+            out=out,
+            device=device,
+            data_dir=data_dir,
+        )

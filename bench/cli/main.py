@@ -1,26 +1,22 @@
-"""The `bench` command: thin Typer commands over plain functions."""
+"""The `bench` command: Typer signatures only; each command calls its plain function in commands.py."""
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from bench.errors import BenchError
-from bench.cli.options import DataDir, Device, parse_seed_list, parse_seeds
-from bench.cli.paths import output_dir
+from bench.cli import commands
+from bench.cli.options import DataDir, Device
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark and ablate sequential recommenders under one protocol.")
 data_app = typer.Typer(no_args_is_help=True, help="List and fetch datasets.")
 app.add_typer(data_app, name="data")
-console = Console() if sys.stdout.isatty() else Console(width=200)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 
@@ -51,47 +47,23 @@ def run(
         "--scheduler", help="Dask scheduler address, for --backend dask.")] = None,
 ):
     """Train and evaluate models x seeds on one dataset; skip runs already finished."""
-    from bench import data, registry
-    from bench.registry import runconfig
-    from bench.runs.grid import run_grid
-    from bench.runs.run import RunRequest
-    from bench.registry.overrides import parse_sets
-    from bench.eval.protocol import Protocol
-    from bench.runs.summary import render, summarize
-
-    output_dir(out)
-    saved = runconfig.load(config) if config else None
-    names = registry.parse_models(models or (saved.model if saved else "all"))
-    seed_list = parse_seeds(seeds)
-    if max_len < 1 or jobs < 1:
-        raise BenchError("--max-len and --jobs must be at least 1")
-    if backend not in ("local", "dask"):
-        raise BenchError(f"unknown --backend '{backend}'; choose local or dask")
-    overrides = parse_sets(sets, names)
-    if epochs is not None:
-        for name in names:
-            overrides.setdefault(name, {}).setdefault("epochs", str(epochs))
-    if saved:
-        saved.merge_into(overrides, names)          # --set and --epochs win over the file
-    for name in names:
-        registry.resolve(name, overrides, dataset)     # validate every override before any work
-    directory = str(data_dir) if data_dir else None
-    data.resolve(dataset, data_dir, fetch_missing=True)
-    protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
-    requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
-                          overrides=overrides, device=device, data_dir=directory, force=force,
-                          progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines")
-                for m in names for s in seed_list]
-    capped = min(jobs, len(requests), os.cpu_count() or 1)
-    if capped < jobs and backend == "local":
-        err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
-        jobs = capped
-    records = run_grid(requests, jobs, backend, scheduler)
-    skipped = sum(1 for r in records if r.get("skipped"))
-    if skipped:
-        console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
-    console.print(render(summarize(records)))
-    console.print(f"results: {out / 'results.jsonl'}")
+    commands.run(
+        dataset=dataset,
+        models=models,
+        seeds=seeds,
+        epochs=epochs,
+        out=out,
+        jobs=jobs,
+        device=device,
+        max_len=max_len,
+        exclude_seen=exclude_seen,
+        sets=sets,
+        force=force,
+        data_dir=data_dir,
+        config=config,
+        backend=backend,
+        scheduler=scheduler,
+    )
 
 
 @app.command()
@@ -99,13 +71,7 @@ def results(
     out: Annotated[Path, typer.Argument(help="A folder holding results.jsonl.")] = Path("runs"),
 ):
     """Show mean +- std over seeds of every run stored in a results folder."""
-    from bench.runs import results as store
-    from bench.runs.summary import render, summarize
-
-    records = list(store.latest_by_run(store.read(out)).values())
-    if not records:
-        raise BenchError(f"no results in {out / store.RESULTS}")
-    console.print(render(summarize(records)))
+    commands.results(out=out)
 
 
 @app.command()
@@ -113,19 +79,7 @@ def status(
     out: Annotated[Path, typer.Argument(help="A results folder (the --out of bench run).")] = Path("runs"),
 ):
     """Every run in a results folder: finished, training now, stopped (resumable) or started."""
-    from bench.runs.status import scan
-
-    rows = scan(out)
-    if not rows:
-        raise BenchError(f"no runs in {out}")
-    table = Table("dataset", "model", "seed", "run id", "state", "epoch", "best epoch", "valid NDCG@10 %",
-                  "test NDCG@10 %", "train s", title=f"runs in {out}")
-    pct = lambda v: "" if v is None else f"{100 * v:.2f}"
-    for r in rows:
-        table.add_row(r.dataset, r.model, str(r.seed), r.run_id, r.state, "" if r.epoch is None else str(r.epoch),
-                      "" if r.best_epoch is None else str(r.best_epoch), pct(r.best_valid), pct(r.test),
-                      "" if r.train_seconds is None else f"{r.train_seconds:,.0f}")
-    console.print(table)
+    commands.status(out=out)
 
 
 @app.command("eval")
@@ -147,33 +101,18 @@ def eval_runs(
 ):
     """Score finished runs again from their best checkpoint with evaluation-time settings
     changed (e.g. --set diffurec.eval_samples=4); appends to <out>/evals.jsonl."""
-    from bench import data, registry
-    from bench.eval import reeval
-    from bench.registry.overrides import parse_sets
-
-    output_dir(out)
-    names = registry.parse_models(models)
-    if split not in ("valid", "test", "both"):
-        raise BenchError(f"unknown --split '{split}'; choose valid, test or both")
-    overrides = parse_sets(sets, names)
-    for name in names:
-        reeval.check_overrides(name, overrides.get(name, {}))
-    directory = str(data_dir) if data_dir else None
-    ds = data.resolve(dataset, data_dir)
-    found = reeval.find_runs(out, names, dataset, directory, parse_seed_list(seed) if seed else None, run_id)
-    splits = ("valid", "test") if split == "both" else (split,)
-    table = Table(title=f"{dataset}: stored -> re-evaluated (%)", title_justify="left")
-    for col in ("model", "seed", "run", "changes", *(f"{s} {m}" for s in splits for m in ("HR@10", "NDCG@10")), "s"):
-        table.add_column(col, justify="left" if col in ("model", "run", "changes") else "right")
-    for record in found:
-        entry = reeval.reevaluate(out, record, ds, overrides.get(record["model"], {}), device, exclude_seen, splits)
-        cells = [f"{100 * entry['stored'][s][m]:.2f} -> {100 * entry[s][m]:.2f}"
-                 for s in splits for m in ("hr@10", "ndcg@10")]
-        changes = ", ".join(f"{k}={v}" for k, v in entry["changes"].items()) or "none"
-        seconds = sum(entry[f"{s}_seconds"] for s in splits)
-        table.add_row(record["model"], str(record["seed"]), record["run_id"][:8], changes, *cells, f"{seconds:.1f}")
-    console.print(table)
-    console.print(f"evaluations: {out / reeval.EVALS}")
+    commands.eval_runs(
+        models=models,
+        dataset=dataset,
+        out=out,
+        seed=seed,
+        run_id=run_id,
+        sets=sets,
+        exclude_seen=exclude_seen,
+        split=split,
+        device=device,
+        data_dir=data_dir,
+    )
 
 
 @app.command()
@@ -197,57 +136,24 @@ def perf(
     data_dir: DataDir = None,
 ):
     """Training and evaluation throughput, peak memory and precision parity of each model."""
-    from bench.train import perf as perf_mod
-    from bench import registry
-    from bench.registry.overrides import parse_sets
-
-    names = registry.parse_models(models)
-    overrides = parse_sets(sets, names)
-    for name in names:
-        registry.resolve(name, overrides, dataset)
-    if min(train_steps, eval_users) < 1 or min(warmup, parity_steps, threads) < 0:
-        raise BenchError("--train-steps and --eval-users must be >= 1; --warmup, --parity-steps, --threads >= 0")
-    if threads:
-        torch_threads(threads)
-    cfg = perf_mod.PerfConfig(warmup=warmup, train_steps=train_steps, eval_users=eval_users,
-                              parity_steps=parity_steps)
-    result = perf_mod.run(names, dataset, device, [p.strip() for p in precision.split(",") if p.strip()], cfg,
-                          overrides, str(data_dir) if data_dir else None,
-                          report=lambda r: console.print(f"  {r['model']} {r['precision']}: done"),
-                          start=lambda ds: console.print(f"bench perf on {ds}: {', '.join(names)}; "
-                                                         f"precisions {precision}"))
-    console.print(perf_table(result))
-    if json_path:
-        perf_mod.write_json(result, json_path)
-        console.print(f"json: {json_path}")
+    commands.perf(
+        models=models,
+        dataset=dataset,
+        device=device,
+        precision=precision,
+        json_path=json_path,
+        train_steps=train_steps,
+        warmup=warmup,
+        eval_users=eval_users,
+        parity_steps=parity_steps,
+        threads=threads,
+        sets=sets,
+        data_dir=data_dir,
+    )
 
 
-def torch_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(n)
 
 
-def perf_table(result: dict) -> Table:
-    m = result["machine"]
-    peaks = ", ".join(f"{p} {g:,.0f}" for p, g in result["matmul_peak_gflops"].items())
-    title = (f"{result['dataset']} on {m.get('gpu') or m.get('cpu', m['device'])}, {m['threads']} threads; "
-             f"matmul peak GFLOP/s: {peaks}")
-    table = Table(title=title, title_justify="left")
-    cols = ("model", "precision", "train targets/s", "ms/step", "matmul GFLOP/s", "% of peak",
-            "eval users/s", "peak MiB", "valid NDCG@10")
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("model", "precision") else "right")
-
-    def fmt(row, key, spec):
-        return format(row[key], spec) if row.get(key) is not None else "-"
-
-    for r in result["rows"]:
-        frac = f"{100 * r['train_fraction_of_peak']:.1f}" if "train_fraction_of_peak" in r else "-"
-        table.add_row(r["model"], r["precision"], fmt(r, "train_targets_per_s", ",.0f"), fmt(r, "ms_per_step", ".0f"),
-                      fmt(r, "train_gflops", ",.1f"), frac, fmt(r, "eval_users_per_s", ",.0f"),
-                      fmt(r, "peak_memory_mib", ",.0f"), fmt(r, "valid_ndcg@10", ".4f"))
-    return table
 
 
 @app.command("models")
@@ -255,21 +161,7 @@ def list_models(
     name: Annotated[Optional[str], typer.Argument(help="One model (default: every registered model).")] = None,
 ):
     """List registered models with their config fields and defaults."""
-    from bench import registry
-    from bench.registry import contract
-
-    for name in registry.parse_models(name) if name else registry.names():
-        cls = registry.model_class(name)
-        doc = (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0]
-        table = Table(title=f"{name}: {doc}", title_justify="left")
-        for col in ("section", "field", "type", "default"):
-            table.add_column(col)
-        for row in registry.describe(name):
-            table.add_row(*row)
-        console.print(table)
-        for dataset, values in contract.dataset_presets(cls).items():
-            settings = ", ".join(f"{k}={v}" for k, v in values.items())
-            console.print(f"  on {dataset}: {settings} (a --set wins over these)")
+    commands.list_models(name=name)
 
 
 @data_app.command("list")
@@ -277,26 +169,7 @@ def data_list(
     data_dir: DataDir = None,
 ):
     """Each dataset: present or not, and its statistics."""
-    from bench import data
-
-    directory = data.data_dir(data_dir)
-    table = Table(title=f"datasets in {directory}")
-    for col in ("name", "present", "users", "items", "interactions", "avg length", "density"):
-        table.add_column(col, justify="left" if col in ("name", "present") else "right")
-    for name in (*data.NAMED, *data.BUILTIN):
-        path = directory / f"{name}.pkl"
-        if name in data.NAMED and not path.exists():
-            table.add_row(name, "no", *["-"] * 5)
-            continue
-        try:
-            st = data.resolve(name, directory).stats()
-        except BenchError as e:             # a file that is not the pinned one: say so, list the rest
-            table.add_row(name, "damaged", *["-"] * 5)
-            err_console.print(f"warning: {e}")
-            continue
-        table.add_row(name, "built in" if name in data.BUILTIN else "yes", f"{st['users']:,}", f"{st['items']:,}",
-                      f"{st['interactions']:,}", f"{st['avg_length']:.2f}", f"{st['density']:.5f}")
-    console.print(table)
+    commands.data_list(data_dir=data_dir)
 
 
 @data_app.command("fetch")
@@ -307,11 +180,7 @@ def data_fetch(
         "--base-url", help="Mirror holding <dir>/dataset.pkl.")] = None,
 ):
     """Download a dataset from its public address and verify its SHA-256."""
-    from bench import data
-    from bench.data import fetch
-
-    path = fetch.fetch(name, data.data_dir(data_dir), base_url)
-    console.print(f"{name}: verified and saved to {path}")
+    commands.data_fetch(name=name, data_dir=data_dir, base_url=base_url)
 
 
 # Commands kept beside the package they drive (studies/, reports/, ...). Each module
