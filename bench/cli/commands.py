@@ -230,3 +230,22 @@ def perf_table(result: dict) -> Table:
                       fmt(r, "train_gflops", ",.1f"), frac, fmt(r, "eval_users_per_s", ",.0f"),
                       fmt(r, "peak_memory_mib", ",.0f"), fmt(r, "valid_ndcg@10", ".4f"))
     return table
+
+
+def recommend(out, run_dir, run_id, runs, users, k, exclude_seen, device, data_dir):
+    """`bench recommend`: the top-k items per user of a finished run, written to a file."""
+    from bench.eval import recommend as rec
+
+    if (run_dir is None) == (run_id is None):
+        raise BenchError("give a run folder or --run-id (one of them)")
+    if out.suffix not in rec.FORMATS:
+        raise BenchError(f"--out {out}: give a {' or '.join(rec.FORMATS)} file")
+    if out.is_dir():
+        raise BenchError(f"--out {out} is a folder; give a file")
+    output_dir(out.parent)
+    folder, record = rec.find_record(run_dir, run_id, runs)
+    rows = rec.recommend(folder, record, k, exclude_seen, users, device, str(data_dir) if data_dir else None)
+    rec.write(rows, out)
+    console.print(f"{out}: top {k} of {len({r[0] for r in rows}):,} users from {record['model']} "
+                  f"{record['dataset']} seed {record['seed']} (run {record['run_id']})")
+

@@ -156,6 +156,27 @@ def perf(
 
 
 
+@app.command()
+def recommend(
+    out: Annotated[Path, typer.Option("--out", help="The file to write: .csv (or .parquet, with pyarrow).")],
+    run_dir: Annotated[Optional[Path], typer.Argument(
+        help="A finished run's folder, <out>/runs/<dataset>/<model>/seed<N>-<run id>.")] = None,
+    run_id: Annotated[Optional[str], typer.Option(
+        "--run-id", help="Instead of RUN_DIR: a run id (or a unique prefix) in --runs.")] = None,
+    runs: Annotated[Path, typer.Option("--runs", help="The results folder holding --run-id.")] = Path("runs"),
+    users: Annotated[Optional[Path], typer.Option(
+        "--users", help="A file of original user ids, one per line (default: every user).")] = None,
+    k: Annotated[int, typer.Option("--k", help="Items per user.")] = 20,
+    exclude_seen: Annotated[Optional[bool], typer.Option(
+        "--exclude-seen/--include-seen", help="Remove a user's history items (default: as the run's protocol).")] = None,
+    device: Device = "auto",
+    data_dir: DataDir = None,
+):
+    """Write the top-k items per user from a finished run's best checkpoint, scored as the test split is."""
+    commands.recommend(out=out, run_dir=run_dir, run_id=run_id, runs=runs, users=users, k=k,
+                       exclude_seen=exclude_seen, device=device, data_dir=data_dir)
+
+
 @app.command("models")
 def list_models(
     name: Annotated[Optional[str], typer.Argument(help="One model (default: every registered model).")] = None,

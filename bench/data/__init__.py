@@ -9,7 +9,7 @@ import io
 import os
 import pickle
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -26,6 +26,9 @@ class Dataset:
     val: list[int]          # user -> validation item (second-to-last)
     test: list[int]         # user -> test item (last)
     n_items: int
+    # the original ids, where the file has them: user index -> user id, item id -> item id (index 0 unused)
+    user_ids: tuple | None = field(default=None, compare=False, repr=False)
+    item_ids: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -124,7 +127,22 @@ def from_split_dict(raw: object, name: str, max_interactions: int | None = None)
         tests.append(t[0])
     if len(val) != n_users or len(test) != n_users:
         raise BenchError(f"{name}: 'val' and 'test' must have one entry per user ({n_users})")
-    return Dataset(name, seqs, vals, tests, n_items)
+    return Dataset(name, seqs, vals, tests, n_items, inverse(raw.get("umap"), 0, n_users),
+                   inverse(smap, 1, n_items + 1))
+
+
+def inverse(mapping: object, start: int, stop: int) -> tuple | None:
+    """(None, ...) original id of each index start..stop-1 from a {original id: index} map, or None
+    when the map is absent or not one-to-one onto that range."""
+    if not isinstance(mapping, dict) or len(mapping) != stop - start:
+        return None
+    ids: list = [None] * stop
+    for original, index in mapping.items():
+        if type(index) is not int or not start <= index < stop or ids[index] is not None \
+                or not isinstance(original, (int, str)):
+            return None
+        ids[index] = original
+    return tuple(ids)
 
 
 def load_pickle(path: Path, name: str | None = None) -> Dataset:

@@ -77,15 +77,16 @@ def load_interactions(path: Path, k: int = 0) -> Dataset:
     for order, (u, i, t) in enumerate(events):
         by_user[u].append((t, order, i))
     item_ids: dict[str, int] = {}
-    train, val, test = [], [], []
+    train, val, test, users = [], [], [], []
     for u in by_user:
         seq = [i for _, _, i in sorted(by_user[u])]
         if len(seq) < 3:
             continue
         ids = [item_ids.setdefault(i, len(item_ids) + 1) for i in seq]
+        users.append(u)
         train.append(ids[:-2])
         val.append(ids[-2])
         test.append(ids[-1])
     if not train:
         raise BenchError(f"{path}: no user has 3 or more interactions")
-    return Dataset(path.stem, train, val, test, len(item_ids))
+    return Dataset(path.stem, train, val, test, len(item_ids), tuple(users), (None, *item_ids))

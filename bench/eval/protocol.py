@@ -129,6 +129,23 @@ def rank_split(score: ScoreFn, split: EvalSplit, protocol: Protocol, batch_size:
 
 
 @torch.no_grad()
+def score_batches(score: ScoreFn, split: EvalSplit, batch_size: int, device: torch.device, n_items: int):
+    """(users, fp32 scores (B, N+1) on the CPU) for every batch of a split, in the one batching every
+    evaluation uses: users ordered by history length, each batch cut to its longest real history
+    (with left padding that changes no score). A stochastic scorer draws per batch, so anything that
+    must match the protocol's figures (rankings, exported recommendations) scores through here."""
+    order = torch.argsort(split.lengths, stable=True)
+    width = split.history.shape[1]
+    for start in range(0, len(order), batch_size):
+        users = order[start:start + batch_size]
+        longest = max(int(split.lengths[users].max()), 1)
+        scores = score({"history": split.history[users, width - longest:].to(device)})
+        if scores.shape != (len(users), n_items + 1):
+            raise RuntimeError(f"score() returned shape {tuple(scores.shape)}, expected {(len(users), n_items + 1)}")
+        yield users, scores.float().cpu()
+
+
+@torch.no_grad()
 def rank_split_seen(score: ScoreFn, split: EvalSplit, batch_size: int, device: torch.device, n_items: int,
                     settings: tuple[bool, ...] = (False, True)) -> dict[bool, Tensor]:
     """{exclude_seen: ranks (U,)} for each setting, from one scoring pass.
@@ -137,17 +154,8 @@ def rank_split_seen(score: ScoreFn, split: EvalSplit, batch_size: int, device: t
     draws are shared. Users are batched by history length so that each batch
     is cut to its longest real history; with left padding that changes no score.
     """
-    order = torch.argsort(split.lengths, stable=True)
-    ranks = {s: torch.empty(len(order), dtype=torch.long) for s in settings}
-    width = split.history.shape[1]
-    for start in range(0, len(order), batch_size):
-        users = order[start:start + batch_size]
-        longest = max(int(split.lengths[users].max()), 1)
-        history = split.history[users, width - longest:]
-        scores = score({"history": history.to(device)})
-        if scores.shape != (len(users), n_items + 1):
-            raise RuntimeError(f"score() returned shape {tuple(scores.shape)}, expected {(len(users), n_items + 1)}")
-        scores = scores.float().cpu()
+    ranks = {s: torch.empty(len(split.target), dtype=torch.long) for s in settings}
+    for users, scores in score_batches(score, split, batch_size, device, n_items):
         for exclude_seen in settings:
             exclude = seen_mask(split, users, n_items + 1) if exclude_seen else None
             ranks[exclude_seen][users] = ranks_from_scores(scores, split.target[users], exclude)

@@ -72,10 +72,12 @@ def per_user_path(out: Path, record: dict, entry: dict) -> Path:
     return folder / f"test_per_user-{hashlib.sha1(key.encode()).hexdigest()[:12]}.csv"
 
 
-def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str], device: str = "auto",
-               exclude_seen: bool | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:
-    """Score one run's best checkpoint on `splits`; returns the evals.jsonl record."""
+def load_best(out: Path, record: dict, ds: data.Dataset, values: dict[str, str] | None = None,
+              device: str = "auto", exclude_seen: bool | None = None):
+    """A finished run's model at its best checkpoint, in eval mode on `device`, with evaluation-time
+    `values` applied: (model, config, train config, protocol, device)."""
     name = record["model"]
+    values = values or {}
     check_overrides(name, values)
     cls = registry.model_class(name)
     stored_cfg = cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
@@ -94,6 +96,14 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
     except Damaged as e:
         raise BenchError(f"{e}; train the run again with `bench run ... --force`") from None
     model.to(dev).eval()
+    return model, config, train, protocol, dev
+
+
+def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str], device: str = "auto",
+               exclude_seen: bool | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:
+    """Score one run's best checkpoint on `splits`; returns the evals.jsonl record."""
+    name = record["model"]
+    model, config, train, protocol, dev = load_best(out, record, ds, values, device, exclude_seen)
     entry = {"run_id": record["run_id"], "model": name, "dataset": record["dataset"],
              "dataset_fingerprint": record["dataset_fingerprint"], "seed": record["seed"],
              "changes": {k: getattr(config, k) if hasattr(config, k) else getattr(train, k) for k in values},

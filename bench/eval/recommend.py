@@ -1,0 +1,115 @@
+"""`bench recommend`: the top-k items per user from a finished run's best checkpoint.
+
+Scored exactly as the test split is: each user's history is every item before the test target
+(training items and the validation item, the last `max_len` of them), every item of the catalogue
+is a candidate (padding never), seen items removed or kept as the run's protocol says unless
+overridden, and users scored in the protocol's own batches, so a stochastic model draws the same
+noise: a user whose test target ranked first has it as the first recommendation, with the same
+score. Ids are the dataset's original ones where the file has them (`umap`, `smap`).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+from bench import data
+from bench.errors import BenchError
+from bench.eval.protocol import eval_split, score_batches, seen_mask
+from bench.eval.reeval import load_best
+from bench.runs import results
+from bench.runs.identity import dataset_fingerprint
+from bench.train.loop import autocast
+
+FORMATS = (".csv", ".parquet")
+
+
+def find_record(run_dir: Path | None, run_id: str | None, runs: Path) -> tuple[Path, dict]:
+    """(results folder, record) of a finished run, from its folder (<out>/runs/<dataset>/<model>/seed<S>-<id>)
+    or from a run-id prefix among the records of `runs`."""
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir() or "-" not in run_dir.name or len(run_dir.parents) < 4:
+            raise BenchError(f"{run_dir} is not a run folder (<out>/runs/<dataset>/<model>/seed<N>-<run id>)")
+        out, run_id = run_dir.parents[3], run_dir.name.split("-", 1)[1]
+    else:
+        out = Path(runs)
+    found = [r for r in results.latest_by_run(results.read(out)).values() if r["run_id"].startswith(run_id or "")]
+    if len(found) != 1:
+        what = "no finished run" if not found else f"{len(found)} finished runs"
+        raise BenchError(f"{what} with run id {run_id}* in {out / results.RESULTS}")
+    return out, found[0]
+
+
+def read_users(path: Path, ds: data.Dataset) -> list[int]:
+    """User indices of the original user ids listed one per line in `path`."""
+    try:
+        wanted = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise BenchError(f"cannot read --users {path}: {e}") from None
+    ids = ds.user_ids or tuple(range(ds.n_users))
+    index = {str(u): i for i, u in enumerate(ids)}
+    missing = [u for u in wanted if u not in index]
+    if missing:
+        raise BenchError(f"--users {path}: {len(missing)} ids not in {ds.name} (first: {missing[0][:40]!r})")
+    return list(dict.fromkeys(index[u] for u in wanted))
+
+
+def recommend(out: Path, record: dict, k: int = 20, exclude_seen: bool | None = None, users: Path | None = None,
+              device: str = "auto", data_dir: str | None = None) -> list[tuple]:
+    """Rows (user, rank, item, score) of the top-k items of each user, in user order."""
+    if k < 1:
+        raise BenchError("--k must be at least 1")
+    if dataset_fingerprint(record["dataset"], data_dir) != record.get("dataset_fingerprint"):
+        raise BenchError(f"dataset '{record['dataset']}' is not the file run {record['run_id']} trained on "
+                         f"(fingerprint {record.get('dataset_fingerprint')})")
+    ds = data.resolve(record["dataset"], data_dir)
+    if k > ds.n_items:
+        raise BenchError(f"--k {k} is more than the {ds.n_items} items of {ds.name}")
+    wanted = read_users(users, ds) if users else None
+    model, _, train, protocol, dev = load_best(out, record, ds, device=device, exclude_seen=exclude_seen)
+    split = eval_split(ds, "test", protocol)
+    top_items = torch.empty(ds.n_users, k, dtype=torch.long)
+    top_scores = torch.empty(ds.n_users, k)
+    with autocast(dev, train.precision):
+        for batch_users, scores in score_batches(model.score, split, train.eval_batch_size, dev, ds.n_items):
+            scores[:, 0] = float("-inf")                                   # padding is never an item
+            if protocol.exclude_seen:
+                scores = scores.masked_fill(seen_mask(split, batch_users, ds.n_items + 1), float("-inf"))
+            values, items = scores.topk(k, dim=1)                          # ties: the lower item id first
+            top_items[batch_users], top_scores[batch_users] = items, values
+    user_ids = ds.user_ids or tuple(range(ds.n_users))
+    item_ids = ds.item_ids or tuple(range(ds.n_items + 1))
+    rows = []
+    for u in (wanted if wanted is not None else range(ds.n_users)):
+        for rank in range(k):
+            rows.append((user_ids[u], rank + 1, item_ids[int(top_items[u, rank])], float(top_scores[u, rank])))
+    return rows
+
+
+def write(rows: list[tuple], path: Path) -> None:
+    """CSV (always) or Parquet (with pyarrow installed), written atomically."""
+    from bench.atomic import atomic_write
+
+    header = ("user", "rank", "item", "score")
+    if path.suffix == ".parquet":
+        try:
+            import pandas as pd
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise BenchError("writing .parquet needs pyarrow (pip install pyarrow); or give a .csv path") from None
+        frame = pd.DataFrame(rows, columns=header)
+        atomic_write(path, lambda f: frame.to_parquet(f, index=False))
+        return
+
+    def to_csv(f) -> None:
+        import io
+
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(header)
+        writer.writerows((u, r, i, f"{s:.9g}") for u, r, i, s in rows)
+        text.flush()
+        text.detach()
+    atomic_write(path, to_csv)
