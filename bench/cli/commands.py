@@ -20,7 +20,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
-        config, backend, scheduler):
+        config, backend, scheduler, dry_run=False):
     """`bench run`: train and evaluate models x seeds on one dataset; skip runs already finished."""
     from bench import data, registry
     from bench.registry import runconfig
@@ -57,6 +57,9 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     if capped < jobs and backend == "local":
         err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
+    show_plan(requests, jobs, dry_run)
+    if dry_run:
+        return
     records = run_grid(requests, jobs, backend, scheduler)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:
@@ -248,4 +251,18 @@ def recommend(out, run_dir, run_id, runs, users, k, exclude_seen, device, data_d
     rec.write(rows, out)
     console.print(f"{out}: top {k} of {len({r[0] for r in rows}):,} users from {record['model']} "
                   f"{record['dataset']} seed {record['seed']} (run {record['run_id']})")
+
+
+def show_plan(requests, jobs: int, dry_run: bool) -> None:
+    """The plan table, on stderr (stdout keeps the results table); printed before any grid with work left."""
+    from bench.runs import plan
+
+    rows = plan.plan(requests)
+    if not dry_run and all(r.state == "finished" for r in rows):
+        return
+    table, hints = plan.table(rows, jobs, os.cpu_count() or 1)
+    target = console if dry_run else err_console
+    target.print(table)
+    for hint in hints:
+        target.print(f"faster: {hint}")
 

@@ -45,6 +45,8 @@ def run(
         "--backend", help="local (processes on this machine) or dask.")] = "local",
     scheduler: Annotated[Optional[str], typer.Option(
         "--scheduler", help="Dask scheduler address, for --backend dask.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan (each run's state and time estimate) and exit.")] = False,
 ):
     """Train and evaluate models x seeds on one dataset; skip runs already finished."""
     commands.run(
@@ -63,6 +65,7 @@ def run(
         config=config,
         backend=backend,
         scheduler=scheduler,
+        dry_run=dry_run,
     )
 
 

@@ -1,0 +1,189 @@
+"""The plan before the work: each run of a grid, finished, resumable (from which epoch) or new, with an
+estimate of its time on this machine, and the total.
+
+Estimates come, in this order, from the run's own checkpoint (seconds per epoch so far), from
+earlier finished runs of the same model and config on the same data in the results store
+(seconds per epoch, seconds per validation, and the epochs they ran before early stopping),
+or from a few timed training steps and one timed validation batch here. Without earlier runs
+the epoch count is the budget, so the estimate is an upper bound ("up to").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import data, registry
+from bench.runs import results
+from bench.runs.fields import variant
+from bench.runs.identity import dataset_fingerprint, run_id
+from bench.runs.run import RunRequest
+
+TIMED_STEPS = 4          # after one warm-up step
+
+
+@dataclass
+class PlanRow:
+    model: str
+    seed: int
+    run_id: str
+    state: str                      # finished | resumable | new
+    epoch: int = 0                  # last checkpointed epoch (resumable)
+    budget: int = 0                 # epochs the run may train
+    expected: float = 0.0           # epochs it is expected to train in all (early stopping)
+    epoch_s: float = float("nan")   # seconds per training epoch
+    valid_s: float = 0.0            # seconds per validation pass
+    seconds: float = 0.0            # what is left of the run, estimated
+    upper: bool = False             # the estimate runs the whole budget: an upper bound
+    source: str = ""
+
+
+def run_folder(out: Path, req: RunRequest, ds_name: str, rid: str) -> Path:
+    return out / "runs" / ds_name / req.model / f"seed{req.seed}-{rid}"
+
+
+def checkpoint_state(folder: Path) -> dict | None:
+    """The saved training state of a run folder's checkpoint (None: none, or a damaged one)."""
+    from bench.runs import status
+
+    try:
+        return status.checkpoint_state(folder / "checkpoint.pt")
+    except status.Damaged:
+        return None
+
+
+def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
+    """(seconds per epoch, seconds per validation pass) from TIMED_STEPS training steps and one
+    validation batch of a freshly built model, with the machine as it is now (a busy machine
+    gives the slower figure a run would meet)."""
+    import torch
+
+    from bench.eval.protocol import eval_split, score_batches
+    from bench.registry import contract
+    from bench.train import batching
+    from bench.train.loop import autocast, make_optimizer, resolve_device, train_step
+
+    device = resolve_device(req.device)
+    torch.manual_seed(req.seed)
+    model = spec.build(ds.n_items).to(device)
+    optimizer = make_optimizer(model, spec.train)
+    epoch_s = 0.0
+    if optimizer is not None and spec.train.epochs > 0:
+        fmt = model.train_format
+        examples = batching.build_examples(fmt, ds.train, req.protocol.max_len)
+        stream = batching.epoch_batches(examples, fmt, spec.train.batch_size, torch.Generator().manual_seed(0),
+                                        spec.train.length_buckets)
+        model.train()
+        seconds = []
+        for step in range(TIMED_STEPS + 1):                   # the first step warms up
+            batch = next(stream, None)
+            if batch is None:
+                break
+            t0 = time.perf_counter()
+            train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
+            seconds.append(time.perf_counter() - t0)
+        per_step = statistics.fmean(seconds[1:] or seconds)
+        epoch_s = per_step * batching.n_batches(examples, spec.train.batch_size)
+    elif contract.fitted(model):
+        model.fit(ds.train)
+    split = eval_split(ds, "valid", req.protocol)
+    model.eval()
+    n_batches = math.ceil(len(split.target) / spec.train.eval_batch_size)
+    t0 = time.perf_counter()
+    with autocast(device, spec.train.precision):
+        next(score_batches(contract.validation_scorer(model), split, spec.train.eval_batch_size, device,
+                           ds.n_items))
+    return epoch_s, (time.perf_counter() - t0) * n_batches
+
+
+def plan(requests: list[RunRequest]) -> list[PlanRow]:
+    rows: list[PlanRow] = []
+    cache: dict[str, tuple[str, float, float, float]] = {}
+    datasets: dict[str, data.Dataset] = {}
+    for req in requests:
+        out = Path(req.out)
+        spec = registry.resolve(req.model, req.overrides, req.dataset)
+        fp = dataset_fingerprint(req.dataset, req.data_dir)
+        rid = run_id(spec, fp, req.seed, req.protocol)
+        stored = results.latest_by_run(results.read(out))
+        row = PlanRow(req.model, req.seed, rid, "new", budget=spec.train.epochs)
+        if rid in stored and not req.force:
+            row.state, row.epoch = "finished", stored[rid].get("epochs_run", 0)
+            row.source = "results store"
+            rows.append(row)
+            continue
+        if req.dataset not in datasets:
+            datasets[req.dataset] = data.resolve(req.dataset, req.data_dir)
+        ds = datasets[req.dataset]
+        state = None if req.force else checkpoint_state(run_folder(out, req, ds.name, rid))
+        same = variant({"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
+                        "protocol": req.protocol.to_dict()})
+        key = json.dumps([req.model, fp, same])
+        if key not in cache:
+            peers = [r for r in stored.values() if r["model"] == req.model and r.get("dataset_fingerprint") == fp
+                     and variant(r) == same and r.get("epochs_run")]
+            if peers:
+                epoch_s = statistics.fmean(r["train_seconds"] / r["epochs_run"] for r in peers)
+                evals = [max(1, r["epochs_run"] // spec.train.eval_every) for r in peers]
+                valid_s = statistics.fmean((r["eval_seconds"] - r.get("test_seconds", 0)) / n
+                                           for r, n in zip(peers, evals))
+                expected = statistics.fmean(r["epochs_run"] for r in peers)
+                cache[key] = (f"{len(peers)} earlier run{'s' if len(peers) > 1 else ''}", epoch_s, valid_s, expected)
+            else:
+                epoch_s, valid_s = timed(spec, ds, req)
+                cache[key] = (f"{TIMED_STEPS} timed steps", epoch_s, valid_s, float("nan"))
+        row.source, row.epoch_s, row.valid_s, row.expected = cache[key]
+        if state is not None and state["epoch"] > 0:
+            row.state, row.epoch = "resumable", int(state["epoch"])
+            row.epoch_s = state["train_seconds"] / state["epoch"]
+            row.source = "its checkpoint"
+            if state.get("stopped"):
+                row.expected = row.epoch
+        if math.isnan(row.expected):
+            row.expected, row.upper = float(spec.train.epochs), spec.train.epochs > 0
+        left = max(0.0, min(row.expected, spec.train.epochs) - row.epoch)
+        row.seconds = left * row.epoch_s + (left / spec.train.eval_every + 1) * row.valid_s
+        rows.append(row)
+    return rows
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def table(rows: list[PlanRow], jobs: int, cores: int):
+    from rich.table import Table
+
+    total = sum(r.seconds for r in rows)
+    upper = any(r.upper for r in rows if r.state != "finished")
+    counts = {s: sum(r.state == s for r in rows) for s in ("new", "resumable", "finished")}
+    t = Table(title=f"plan: {len(rows)} runs ({counts['new']} new, {counts['resumable']} resumable, "
+                    f"{counts['finished']} finished)", title_justify="left",
+              caption=f"total {'up to ' if upper else ''}{duration(total / max(jobs, 1))} on this machine"
+                      + (f" with --jobs {jobs}" if jobs > 1 else "")
+                      + ("; 'up to': the whole epoch budget, early stopping usually ends sooner" if upper else ""),
+              caption_justify="left")
+    for col in ("model", "seed", "run id", "state", "epochs", "s / epoch", "estimate", "from"):
+        t.add_column(col, justify="left" if col in ("model", "state", "from", "run id") else "right")
+    for r in rows:
+        epochs = (f"{r.epoch}" if r.state == "finished" else
+                  f"{r.epoch} -> {'<=' if r.upper else '~'}{min(r.expected, r.budget):.0f} of {r.budget}")
+        t.add_row(r.model, str(r.seed), r.run_id[:8], r.state, epochs,
+                  "-" if r.state == "finished" or math.isnan(r.epoch_s) else f"{r.epoch_s:.1f}",
+                  "-" if r.state == "finished" else ("<= " if r.upper else "") + duration(r.seconds), r.source)
+    hints = []
+    if total / max(jobs, 1) > 3600:
+        if jobs < cores:
+            hints.append(f"--jobs {min(cores, len(rows))} runs them side by side")
+        hints.append("a GPU (--device cuda) is minutes where this CPU takes hours")
+        if any(r.model.startswith("diffurec") for r in rows):
+            hints.append("--set <model>.valid_inference_steps=1 makes the diffusion models' validation passes one step")
+    return t, hints

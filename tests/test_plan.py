@@ -1,0 +1,51 @@
+"""The plan before a grid: each run finished, resumable (from its epoch) or new, with an estimate."""
+import pytest
+
+from bench.runs import plan, results
+from bench.runs.run import RunRequest, run_one
+from tests.conftest import bench_cli
+
+SETS = {"sasrec": {"hidden": "16", "blocks": "1", "epochs": "6", "eval_every": "1", "patience": "100"}}
+
+
+def request(out, seed=0, **kw):
+    return RunRequest(model="sasrec", dataset="synthetic", seed=seed, out=str(out), overrides=SETS, **kw)
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
+    proc = bench_cli("run", "--models", "pop,sasrec", "--dataset", "synthetic", "--seeds", "2", "--dry-run",
+                     "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "plan: 4 runs (4 new, 0 resumable, 0 finished)" in proc.stdout and "total up to" in proc.stdout
+    assert proc.stdout.count(" new ") >= 4 and "timed steps" in proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_states_and_estimates_from_checkpoints_and_earlier_runs(tmp_path):
+    first = run_one(request(tmp_path, seed=0))
+
+    def stop(epoch, metrics):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_one(request(tmp_path, seed=1, on_eval=stop))
+    rows = plan.plan([request(tmp_path, seed=s) for s in (0, 1, 2)])
+    assert [r.state for r in rows] == ["finished", "resumable", "new"]
+    assert rows[0].seconds == 0 and rows[0].run_id == first["run_id"]
+    assert rows[1].epoch == 2 and rows[1].source == "its checkpoint"
+    # seed 2 is estimated from the finished seed 0: its seconds per epoch and the epochs it ran
+    assert rows[2].source == "1 earlier run" and not rows[2].upper
+    assert rows[2].epoch_s == pytest.approx(first["train_seconds"] / first["epochs_run"])
+    assert rows[2].expected == first["epochs_run"]
+    assert 0 < rows[1].seconds < rows[2].seconds
+    table, _ = plan.table(rows, 1, 2)
+    assert "1 new, 1 resumable, 1 finished" in table.title
+    assert len(results.read(tmp_path)) == 1                # planning stored nothing
+
+
+def test_plan_goes_to_stderr_before_a_real_grid_and_not_when_all_is_finished(tmp_path):
+    args = ["run", "--models", "pop", "--dataset", "synthetic", "--out", str(tmp_path)]
+    proc = bench_cli(*args)
+    assert proc.returncode == 0 and "plan: 1 runs (1 new" in proc.stderr, proc.stderr
+    again = bench_cli(*args)
+    assert again.returncode == 0 and "plan:" not in again.stderr + again.stdout
