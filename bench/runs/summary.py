@@ -11,10 +11,6 @@ COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
 SEEN_COLUMNS = tuple((seen, m) for seen in ("kept", "removed") for m in ("hr@10", "ndcg@10"))
 
 
-def shown(stat: tuple[float, float | None]) -> tuple[float, float]:
-    return stat[0], stat[1] or 0.0
-
-
 def summarize(records: list[dict]) -> list[dict]:
     """One row per (dataset, model, config): metrics in percent, mean +- std over seeds.
     A model run with several configs gets one row each, labelled by what differs."""
@@ -32,18 +28,25 @@ def summarize(records: list[dict]) -> list[dict]:
                "epochs": statistics.fmean(r["best_epoch"] for r in recs),
                "train_s": statistics.fmean(r["train_seconds"] for r in recs)}
         for col in COLUMNS:
-            row[col] = shown(mean_std([100 * r["test"][col] for r in recs]))
+            row[col] = mean_std([100 * r["test"][col] for r in recs])
         for seen, col in SEEN_COLUMNS:
             found = [seen_test(r, seen) for r in recs]
-            row[f"{col} {seen}"] = None if None in found else shown(mean_std([100 * t[col] for t in found]))
+            row[f"{col} {seen}"] = None if None in found else mean_std([100 * t[col] for t in found])
         if recs[0]["protocol"].get("exclude_seen"):
             row["dataset"] += " (selected seen removed)"
-        row["valid ndcg@10"] = shown(mean_std([100 * r["valid"]["ndcg@10"] for r in recs]))
+        row["valid ndcg@10"] = mean_std([100 * r["valid"]["ndcg@10"] for r in recs])
         row["diverged"] = [f"seed {r['seed']}: {r['diverged']}" for r in recs if r.get("diverged")]
         if row["diverged"]:
             row["model"] += " (!)"
         rows.append(row)
     return rows
+
+
+def cell(stat: tuple[float, float | None] | None) -> str:
+    """'12.34±0.56' over seeds; one seed has no spread to show, so its value stands alone."""
+    if stat is None:
+        return "-"
+    return f"{stat[0]:.2f}" if stat[1] is None else f"{stat[0]:.2f}±{stat[1]:.2f}"
 
 
 def render(rows: list[dict], title: str = "test metrics (%), mean +- std over seeds"):
@@ -58,8 +61,7 @@ def render(rows: list[dict], title: str = "test metrics (%), mean +- std over se
     for name in ("dataset", "model", "seeds", *seen_cols, "mrr", "valid ndcg@10", "best epoch", "train s"):
         table.add_column(name, justify="left" if name in ("dataset", "model") else "right")
     for row in rows:
-        cells = ["-" if row[c] is None else f"{row[c][0]:.2f}±{row[c][1]:.2f}"
-                 for c in (*seen_cols, "mrr", "valid ndcg@10")]
+        cells = [cell(row[c]) for c in (*seen_cols, "mrr", "valid ndcg@10")]
         table.add_row(row["dataset"], row["model"], str(row["seeds"]), *cells,
                       f"{row['epochs']:.0f}", f"{row['train_s']:.1f}")
     return table
