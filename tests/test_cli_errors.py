@@ -83,3 +83,15 @@ def test_status_of_a_missing_or_empty_folder(tmp_path):
         assert needle in lines[0], (folder, lines[0])
     proc = bench_cli("status", str(tmp_path / "damaged"))          # shown as damaged, not fatal
     assert proc.returncode == 0 and "damaged" in proc.stdout, proc.stderr
+
+
+def test_command_line_mistakes_are_one_error_line_with_suggestions():
+    for args, needle in ((["run", "--epochs", "abc", "--dataset", "synthetic"], "--epochs"),
+                         (["rnu"], "Did you mean 'run'"),
+                         (["run", "--epoch", "3", "--dataset", "synthetic"], "--epochs")):
+        proc = bench_cli(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), (args, proc.stderr)
+        assert needle in lines[0] and "--help" in lines[0], lines[0]
+    proc = bench_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("bench ")

@@ -215,12 +215,44 @@ for _module in EXTENSIONS:
     importlib.import_module(_module).register(app)
 
 
+def version(value: bool) -> None:
+    if value:
+        import bench
+
+        typer.echo(f"bench {bench.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    show_version: Annotated[bool, typer.Option(
+        "--version", callback=version, is_eager=True, help="Print the version and exit.")] = False,
+):
+    """Benchmark and ablate sequential recommenders under one protocol."""
+
+
 def main() -> None:
+    """Every mistake, a user's or a command line's, is one `error:` line and exit code 2; Ctrl-C says how
+    to go on."""
+    from typer._click import exceptions as cli_errors
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="bench")
     except BenchError as e:
-        Console(stderr=True).print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {e}")
         sys.exit(2)
+    except cli_errors.NoArgsIsHelpError:
+        sys.exit(2)                                  # the help is printed
+    except cli_errors.UsageError as e:
+        hint = f" (see bench {e.ctx.command_path.split(' ', 1)[1]} --help)" if e.ctx and " " in e.ctx.command_path \
+            else " (see bench --help)"
+        err.print(f"[red]error:[/] {e.format_message()}{hint}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("stopped; rerun the same command to resume from the last checkpoint")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
