@@ -181,8 +181,9 @@ def table(rows: list[PlanRow], jobs: int, cores: int):
                   "-" if r.state == "finished" else ("<= " if r.upper else "") + duration(r.seconds), r.source)
     hints = []
     if total / max(jobs, 1) > 3600:
-        if jobs < cores:
-            hints.append(f"--jobs {min(cores, len(rows))} runs them side by side")
+        side = min(cores, sum(r.state != "finished" for r in rows))
+        if jobs < side:
+            hints.append(f"--jobs {side} runs them side by side")
         hints.append("a GPU (--device cuda) is minutes where this CPU takes hours")
         if any(r.model.startswith("diffurec") for r in rows):
             hints.append("--set <model>.valid_inference_steps=1 makes the diffusion models' validation passes one step")
