@@ -104,12 +104,18 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
     rows: list[PlanRow] = []
     cache: dict[str, tuple[str, float, float, float]] = {}
     datasets: dict[str, data.Dataset] = {}
+    fingerprints: dict[tuple, str] = {}         # each dataset file hashed once, each store read once
+    stores: dict[Path, dict[str, dict]] = {}
     for req in requests:
         out = Path(req.out)
         spec = registry.resolve(req.model, req.overrides, req.dataset)
-        fp = dataset_fingerprint(req.dataset, req.data_dir)
+        if (req.dataset, req.data_dir) not in fingerprints:
+            fingerprints[(req.dataset, req.data_dir)] = dataset_fingerprint(req.dataset, req.data_dir)
+        fp = fingerprints[(req.dataset, req.data_dir)]
         rid = run_id(spec, fp, req.seed, req.protocol)
-        stored = results.latest_by_run(results.read(out))
+        if out not in stores:
+            stores[out] = results.latest_by_run(results.read(out))
+        stored = stores[out]
         row = PlanRow(req.model, req.seed, rid, "new", budget=spec.train.epochs)
         if rid in stored and not req.force:
             row.state, row.epoch = "finished", stored[rid].get("epochs_run", 0)
