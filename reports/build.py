@@ -6,17 +6,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
-from reports import figures, gifs, render, tables
-from reports.collect import Collection, collect, display, table_label, trajectory_file
+from reports import dots, figures, gifs, render, tables
+from reports.collect import Collection, collect, display, model_order, table_label, trajectory_file
+from reports.settings import study_variants
 from reports.stats import TESTS
 
 FORMATS = ("pdf", "md", "tex", "csv", "png", "gif")
 GIF_TEXT = {
     "growth": "Validation HR@10 and NDCG@10 of every model on {d}, growing one evaluation per frame.",
     "ablation": "Study '{s}' ({m} on {d}): validation NDCG@10 against {x}, one frame per evaluated epoch.",
-    "reverse": "Reverse diffusion of {m} on {d}: x_t of a few test users at each reverse step, projected on the "
-               "first two principal components of the item embeddings; star = target item, rings = top-10 "
-               "(ranked by dot product with the final estimate).",
+    "reverse": "Reverse diffusion of {m} on {d}: the rank of each recorded test user's target item (1 = top, log "
+               "scale) when the whole catalogue is scored by dot product with the state x_t, at each reverse "
+               "step from x_T (pure noise, step 0) to the final estimate that the model scores; thin lines: one "
+               "test user each, black: their median, dotted: the top-10 cut.",
 }
 
 
@@ -88,9 +90,16 @@ def make_tables(coll: Collection, reference: str, test: str) -> list[tables.Tabl
 
 def make_figures(coll: Collection) -> list[figures.Figure]:
     out = []
+    models = model_order({r.model for r in coll.runs})
     for d in coll.datasets():
         chosen = coll.chosen(d)
-        out += [figures.bars(d, chosen), figures.curves(d, chosen)]
+        out.append(dots.forest(d, chosen, models))
+        delta = dots.deltas(d, chosen, models)
+        if delta is None:
+            coll.notes.append(f"{d}: no {display(tables.ANCHOR)} runs, or nothing to compare with: no delta plot.")
+        else:
+            out.append(delta)
+        out.append(figures.curves(d, chosen))
     for (study, d, m), runs in sorted(coll.studies().items()):
         fig = figures.ablation(study, d, m, runs)
         if fig is None:
@@ -102,7 +111,7 @@ def make_figures(coll: Collection) -> list[figures.Figure]:
         out += figures.optuna_figures(journal, coll.notes)
     if not coll.journals:
         coll.notes.append("No Optuna journal file found: no optimization history or importance plots.")
-    out.append(figures.efficiency(coll))
+    out += [dots.efficiency(coll, kind) for kind in dots.COSTS]
     return out
 
 
@@ -120,7 +129,7 @@ def make_gifs(coll: Collection, folder: Path) -> list[tuple[Path, str]]:
     if not any(p.name.startswith("reverse_diffusion") for p, _ in out):
         coll.notes.append("No trajectory.npz in the chosen runs: no reverse-diffusion GIF.")
     for (study, d, m), runs in sorted(coll.studies().items()):
-        x_key, _ = figures.sweep_axis(tables.study_variants(runs))
+        x_key, _ = figures.sweep_axis(study_variants(runs))
         path = gifs.ablation(study, d, m, runs, folder / f"ablation_{tables.slug(study)}_{tables.slug(d)}_{m}.gif")
         if path:
             out.append((path, GIF_TEXT["ablation"].format(s=study, m=display(m), d=d, x=x_key)))
@@ -142,7 +151,7 @@ def reverse_gifs(coll: Collection, dataset: str, chosen: dict, folder: Path) -> 
             coll.notes.append(f"Skipped trajectory {npz}: {e}.")
             continue
         path = folder / f"reverse_diffusion_{tables.slug(dataset)}_{m}.gif"
-        out.append((gifs.reverse_diffusion(traj, f"{display(m)}, {dataset}", path),
+        out.append((gifs.reverse_diffusion(traj, f"{display(m)}, {dataset}", path, figures.color(m)),
                     GIF_TEXT["reverse"].format(m=display(m), d=dataset)))
     return out
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display
-from reports.tables import HEADERS, params_label, sort_key, study_variants
+from reports.collect import SELECT_METRIC, Run, Variant, display
+from reports.settings import params_label, sort_key, study_variants
 
 MARKERS = "osD^vP*X"
 
@@ -30,18 +30,27 @@ def style() -> None:
                   rc={"pdf.fonttype": 42, "savefig.dpi": 120, "axes.titlesize": 10, "legend.fontsize": 8})
 
 
-# each registered model's fixed slot in seaborn's colorblind palette: distinct hues for every pair
-# that shares a figure (grey for MostPop); unknown models take a stable slot from their name
-COLOR_SLOT = {"diffurecsys": 0, "diffurec": 1, "sasrec": 2, "bert4rec": 3, "svae": 4, "acvae": 5, "pop": 7}
+# one fixed colour per registered model, hand-picked from seaborn's colorblind and tab10 palettes so
+# that no two are near-identical (CIELAB distance >= 40 between every pair); MostPop is the grey floor
+MODEL_COLORS = {"diffurecsys": "#0173b2", "diffurec": "#de8f05", "sasrec": "#029e73", "bert4rec": "#d62728",
+                "svae": "#cc78bc", "acvae": "#1a1a1a", "pop": "#949494"}
+EXTRA_COLORS = ("#56b4e9", "#ca9161", "#8c564b", "#bcbd22")       # unknown models: a stable slot by name
+MODEL_MARKERS = {"diffurecsys": "o", "diffurec": "s", "sasrec": "D", "bert4rec": "^", "svae": "v",
+                 "acvae": "P", "pop": "X"}
 
 
-def color(model: str, palette=None):
+def color(model: str) -> tuple[float, float, float]:
     import zlib
 
-    import seaborn as sns
+    from matplotlib.colors import to_rgb
 
-    palette = palette or sns.color_palette("colorblind", 10)
-    return palette[COLOR_SLOT.get(model, 6 + 2 * (zlib.crc32(model.encode()) % 2)) % len(palette)]
+    return to_rgb(MODEL_COLORS.get(model) or EXTRA_COLORS[zlib.crc32(model.encode()) % len(EXTRA_COLORS)])
+
+
+def marker(model: str) -> str:
+    import zlib
+
+    return MODEL_MARKERS.get(model) or MARKERS[zlib.crc32(model.encode()) % len(MARKERS)]
 
 
 def new_figure(w: float, h: float, ncols: int = 1, nrows: int = 1):
@@ -59,22 +68,6 @@ def history_stat(variant: Variant, column: str) -> tuple[np.ndarray, np.ndarray,
     epochs = np.array(sorted(by_epoch))
     vals = [np.array(by_epoch[e]) for e in epochs]
     return epochs, np.array([v.mean() for v in vals]), np.array([v.std(ddof=1) if len(v) > 1 else 0 for v in vals])
-
-
-def bars(dataset: str, chosen: dict[str, Variant]) -> Figure:
-    fig, axes = new_figure(8, 3.2)
-    ax, width = axes[0, 0], 0.8 / len(chosen)
-    x = np.arange(len(METRICS))
-    for i, (m, v) in enumerate(chosen.items()):
-        stats = np.array([v.band("test", k) for k in METRICS])
-        ax.bar(x + (i - (len(chosen) - 1) / 2) * width, stats[:, 0], width, yerr=stats[:, 1], capsize=2,
-               label=display(m), color=color(m))
-    ax.set_xticks(x, [HEADERS[k] for k in METRICS])
-    ax.set_ylabel("test metric (%)")
-    ax.set_title(f"{dataset}: test metrics")
-    ax.legend(ncols=min(len(chosen), 6), loc="upper left")
-    return Figure(f"bars_{dataset}", fig, f"Test HR, NDCG and MRR (%) of each model on {dataset}; "
-                                           "bars are means over seeds, error bars one standard deviation.")
 
 
 def curves(dataset: str, chosen: dict[str, Variant]) -> Figure:
@@ -106,19 +99,38 @@ MAX_SERIES = 6
 
 def sweep_axis(groups: list[tuple[dict, Variant]]) -> tuple[str | None, list[str]]:
     """The numeric parameter a study sweeps (the one with most values) and the other varying ones,
-    which split the curve into series; None when there is none, or too many series (a tuning search)."""
+    which split the curve into series; None when there is none, or too many series (a tuning search).
+    A setting that lacks a splitting key (a moot field, see settings.MOOT) belongs to every series."""
     keys = sorted({k for p, _ in groups for k in p})
-    distinct = {k: len({repr(p.get(k)) for p, _ in groups}) for k in keys}
+    distinct = {k: len({repr(p[k]) for p, _ in groups if k in p}) for k in keys}
     varying = [k for k in keys if distinct[k] > 1]
-    nums = [k for k in varying if numeric([p.get(k) for p, _ in groups])]
+    nums = [k for k in varying if all(k in p for p, _ in groups) and numeric([p[k] for p, _ in groups])]
     if not nums:
         return None, varying
     if len(varying) > 2:
         return None, varying                    # a tuning search, not a sweep
     x = max(nums, key=lambda k: distinct[k])
     others = [k for k in varying if k != x]
-    series = {tuple(repr(p.get(k)) for k in others) for p, _ in groups}
-    return (x, others) if len(series) <= MAX_SERIES else (None, varying)
+    return (x, others) if len(split_series(groups, others)) <= MAX_SERIES else (None, varying)
+
+
+def split_series(groups: list[tuple[dict, Variant]], others: list[str]) -> dict[str, list[tuple[dict, Variant]]]:
+    """Series name -> its settings; a setting lacking one of `others` (one run shared by every
+    series, e.g. offset_noise=0 of both offset kinds) is put in every series."""
+    series: dict[str, list[tuple[dict, Variant]]] = {}
+    for p, v in groups:
+        if all(k in p for k in others):
+            series.setdefault(", ".join(f"{k}={p[k]}" for k in others), []).append((p, v))
+    shared = [(p, v) for p, v in groups if not all(k in p for k in others)]
+    if not series:
+        series[""] = []
+    for items in series.values():
+        items += shared
+    return dict(sorted(series.items()))
+
+
+def is_shared(params: dict, others: list[str]) -> bool:
+    return not all(k in params for k in others)
 
 
 def sweep_scale(ax, values) -> None:
@@ -128,8 +140,16 @@ def sweep_scale(ax, values) -> None:
         ax.set_xscale("log", base=2)
 
 
+def spread_words(groups: list[tuple[dict, Variant]]) -> str:
+    single = sum(1 for _, v in groups if v.seeds < 2)
+    if not single:
+        return ""
+    return (f" n = 1 seed{'' if single == len(groups) else f' for {single} of {len(groups)} settings'}: "
+            "no spread, no band or bar there.")
+
+
 def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | None:
-    """Metric against the swept value with std bands, or bars for categorical variants."""
+    """Metric against the swept value with std bands, or dots with std bars for categorical variants."""
     groups = sorted(study_variants(runs), key=lambda g: sort_key(g[0]))
     x_key, others = sweep_axis(groups)
     if x_key is None and (len(groups) > 12 or len(others) > 2):
@@ -137,34 +157,40 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
     fig, axes = new_figure(8, 3.0, ncols=2)
     panels = ((axes[0, 0], "valid", "validation NDCG@10 (%)"), (axes[0, 1], "test", "test NDCG@10 (%)"))
     if x_key is None:
-        labels = [params_label(p) or "(defaults)" for p, _ in groups]
+        labels = [f"{params_label(p) or '(defaults)'} (n = {v.seeds})" for p, v in groups]
         for ax, split, label in panels:
             stats = np.array([v.band(split, SELECT_METRIC) for _, v in groups])
-            ax.bar(range(len(groups)), stats[:, 0], yerr=stats[:, 1], capsize=3,
-                   color=[color(model)] * len(groups), alpha=0.85)
+            ax.errorbar(range(len(groups)), stats[:, 0], yerr=stats[:, 1], fmt=marker(model), color=color(model),
+                        capsize=3, ls="none")
             ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=7)
             ax.set(ylabel=label)
-        what = "bars per setting"
+            ax.margins(x=0.25, y=0.15)
+        what = "mean over seeds per setting, one-std bars (axis zoomed to the values)"
     else:
-        series: dict[str, list[tuple[dict, Variant]]] = {}
-        for p, v in groups:
-            series.setdefault(", ".join(f"{k}={p.get(k)}" for k in others), []).append((p, v))
-        for i, (name, items) in enumerate(sorted(series.items())):
+        series = split_series(groups, others)
+        shared = [(p, v) for p, v in groups if is_shared(p, others)]
+        for i, (name, items) in enumerate(series.items()):
             items.sort(key=lambda g: g[0][x_key])
             xs = np.array([p[x_key] for p, _ in items], dtype=float)
+            own = [j for j, (p, _) in enumerate(items) if not is_shared(p, others)]
             for ax, split, label in panels:
                 stats = np.array([v.band(split, SELECT_METRIC) for _, v in items])
-                line = ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], label=name or display(model))[0]
+                line = ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], markevery=own,
+                               label=name or display(model))[0]
                 ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2,
                                 color=line.get_color())
                 ax.set(xlabel=x_key, ylabel=label)
-        for ax, _, _ in panels:
+        for ax, split, _ in panels:             # a run common to every series: drawn once, in black
+            for p, v in shared:
+                ax.plot(p[x_key], v.band(split, SELECT_METRIC)[0], "o", color="k", zorder=3,
+                        label=f"{params_label(p)} (one run, every series)")
             sweep_scale(ax, [p[x_key] for p, _ in groups])
         axes[0, 0].legend()
         what = f"NDCG@10 against {x_key}, mean over seeds with a one-std band"
     fig.suptitle(f"study {study}: {display(model)} on {dataset}", fontsize=10)
     return Figure(f"ablation_{study}_{dataset}_{model}", fig,
-                  f"Study '{study}' of {display(model)} on {dataset}: validation and test {what}.")
+                  f"Study '{study}' of {display(model)} on {dataset}: validation and test {what}."
+                  + spread_words(groups))
 
 
 def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
@@ -185,6 +211,11 @@ def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
     for summary in summaries:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if is_grid(study.trials):
+            notes.append(f"Optuna study '{summary.study_name}' ({journal}) is a fixed grid (bench ablate: "
+                         "its trials are grid points x seeds): no history or importance plots, which would "
+                         "rank the point label and the seed; its ablation table and figure show it.")
+            continue
         if len(done) < 2:
             notes.append(f"Optuna study '{summary.study_name}' ({journal}): fewer than 2 complete trials, no plots.")
             continue
@@ -195,6 +226,15 @@ def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:
             out.append(Figure(f"optuna_{kind}_{summary.study_name}", fig,
                               f"Optuna study '{summary.study_name}' ({len(done)} complete trials): {what}."))
     return out
+
+
+GRID_PARAMS = {"point", "seed"}     # what studies.grid suggests: a point label and a seed, not a search space
+
+
+def is_grid(trials) -> bool:
+    """A `bench ablate` study: every trial that drew parameters drew the grid's point and seed."""
+    drawn = [t for t in trials if t.params]
+    return bool(drawn) and all(set(t.params) == GRID_PARAMS for t in drawn)
 
 
 def optuna_plots(study, notes: list[str]):
@@ -242,30 +282,3 @@ def restyle(ax) -> None:
     ax.tick_params(labelsize=mpl.rcParams["xtick.labelsize"], colors=mpl.rcParams["xtick.color"])
     if ax.get_legend():
         ax.get_legend().get_frame().set_facecolor("white")
-
-
-def efficiency(coll: Collection) -> Figure:
-    """Test NDCG@10 against training time and against inference milliseconds per user."""
-    from matplotlib.ticker import NullFormatter
-
-    fig, axes = new_figure(8, 3.2, ncols=2)
-    for d, dataset in enumerate(coll.datasets()):
-        for m, v in coll.chosen(dataset).items():
-            y, err = v.band("test", SELECT_METRIC)
-            xs = (v.mean_of("train_seconds"), float(np.mean([r.inference_ms_per_user() for r in v.runs])))
-            for ax, x in zip(axes[0], xs):
-                ax.errorbar(x, y, yerr=err, marker=MARKERS[d % len(MARKERS)], color=color(m), capsize=2,
-                            label=f"{display(m)} ({dataset})")
-                ax.annotate(display(m), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    # symlog: a model with no training (MostPop) sits at 0 s
-    axes[0, 0].set_xscale("symlog", linthresh=1)
-    axes[0, 0].set(xlabel="training time (s)", ylabel="test NDCG@10 (%)", title="accuracy vs training time")
-    axes[0, 1].set_xscale("log")
-    axes[0, 1].set(xlabel="inference ms per user (test pass)", ylabel="test NDCG@10 (%)",
-                   title="accuracy vs inference time")
-    axes[0, 1].xaxis.set_minor_formatter(NullFormatter())
-    for ax in axes[0]:
-        ax.margins(x=0.15, y=0.1)
-    axes[0, 1].legend(fontsize=6, loc="best")
-    return Figure("efficiency", fig, "Efficiency: test NDCG@10 (mean, std bars) against training seconds and "
-                                     "against test-pass milliseconds per user, per model and dataset.")

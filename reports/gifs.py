@@ -1,4 +1,5 @@
-"""Animated GIFs: validation metrics growing, an ablation curve over epochs, the reverse diffusion in 2-D."""
+"""Animated GIFs: validation metrics growing, an ablation curve over epochs, the target's rank over the
+reverse diffusion."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,14 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from reports.collect import SELECT_METRIC, Run, Variant, display
-from reports.figures import MARKERS, color, history_stat, new_figure, sweep_axis, sweep_scale
-from reports.tables import study_variants
+from reports.figures import MARKERS, color, history_stat, new_figure, split_series, sweep_axis, sweep_scale
+from reports.settings import study_variants
 
 SIZE = (400, 300)           # pixels of every GIF
 MAX_FRAMES = 40
 FRAME_MS, LAST_MS = 250, 1500
 TRAJECTORY_KEYS = ("x", "timesteps", "item_emb", "users", "targets", "topk")
-MAX_USERS, MAX_ITEM_POINTS, TAIL = 5, 4000, 3
 
 
 def frame_indices(n: int) -> np.ndarray:
@@ -91,12 +91,10 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], path: Path) 
     if len(epochs) < 2:
         return None
     col = f"valid_{SELECT_METRIC}"
-    series: dict[str, list[tuple[dict, Variant]]] = {}
-    for p, v in groups:
-        series.setdefault(", ".join(f"{k}={p.get(k)}" for k in others), []).append((p, v))
+    series = split_series(groups, others)
     fig, axes = new_figure(4, 3)
     ax, artists = axes[0, 0], []
-    for i, (name, items) in enumerate(sorted(series.items())):
+    for i, (name, items) in enumerate(series.items()):
         items.sort(key=lambda g: g[0][x_key])
         xs = np.array([p[x_key] for p, _ in items], dtype=float)
         # (settings, seeds) values at every epoch; seeds padded with NaN
@@ -137,51 +135,49 @@ def load_trajectory(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in TRAJECTORY_KEYS}
 
 
-def pca_2d(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and the top two principal directions (2, D) of the item embeddings, by SVD."""
-    mean = emb.mean(axis=0)
-    _, _, vt = np.linalg.svd(emb - mean, full_matrices=False)
-    return mean, vt[:2]
+def target_ranks(traj: dict[str, np.ndarray]) -> np.ndarray:
+    """(S+1, U) rank of each user's target when the catalogue is scored by dot product with the
+    state x_t (as the final estimate is scored); pessimistic, 1 + items other than it scoring >= it."""
+    emb = traj["item_emb"].astype(np.float64)                       # (N+1, D), row 0 padding
+    users = np.arange(traj["x"].shape[1])
+    ranks = []
+    for x in traj["x"].astype(np.float64):                          # (U, D) per step: no (S+1, U, N+1) tensor
+        scores = x @ emb.T
+        scores[:, 0] = -np.inf
+        target = scores[users, traj["targets"]][:, None]
+        ranks.append((scores >= target).sum(axis=1))                # counts the target itself: 1 + others
+    return np.array(ranks)
 
 
-def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path) -> Path:
-    """x_t of a few users at every reverse step, projected on the item embeddings' first two PCs."""
-    import seaborn as sns
+def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path, line_color="C0") -> Path:
+    """The target item's rank for each recorded test user against the reverse step, x_T to the
+    final estimate, drawn one step per frame; the median over users in black."""
+    from matplotlib.ticker import FuncFormatter
 
-    items = traj["item_emb"][1:].astype(np.float64)            # row 0 is padding
-    mean, pcs = pca_2d(items)
-    item_xy = (items - mean) @ pcs.T                            # (N, 2)
-    users = min(MAX_USERS, traj["x"].shape[1])
-    xy = (traj["x"][:, :users].astype(np.float64) - mean) @ pcs.T   # (S+1, U, 2)
-    steps = len(xy) - 1
+    ranks = target_ranks(traj)
+    steps, users = ranks.shape[0] - 1, ranks.shape[1]
+    n_items = len(traj["item_emb"]) - 1
+    median = np.median(ranks, axis=1)
     fig, axes = new_figure(4, 3)
     ax = axes[0, 0]
-    stride = max(1, len(item_xy) // MAX_ITEM_POINTS)
-    ax.scatter(*item_xy[::stride].T, s=1, color="0.8", rasterized=True)
-    palette = sns.color_palette("colorblind", users)
-    paths, heads = [], []
-    for u in range(users):
-        c = palette[u]
-        top = item_xy[traj["topk"][u] - 1]
-        ax.scatter(*top.T, s=14, facecolors="none", edgecolors=[c], linewidths=0.7)
-        ax.scatter(*item_xy[traj["targets"][u] - 1], s=60, marker="*", color=c, edgecolors="k", linewidths=0.5)
-        paths.append(ax.plot([], [], lw=0.8, color=c, alpha=0.7)[0])
-        heads.append(ax.plot([], [], "o", ms=4, color=c, mec="k", mew=0.4)[0])
-    # the frame holds the item cloud, the targets, x_T and the final estimates; midway states may leave it
-    ends = np.concatenate([xy[0], xy[-1], item_xy[traj["targets"][:users] - 1]])
-    lo = np.minimum(np.percentile(item_xy, 0.5, axis=0), ends.min(axis=0))
-    hi = np.maximum(np.percentile(item_xy, 99.5, axis=0), ends.max(axis=0))
-    pad = 0.1 * (hi - lo + 1e-9)
-    ax.set(xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]), xticks=[], yticks=[])
-    ax.set_xlabel("PC 1 of item embeddings (star: target, rings: top-10)", fontsize=6)
-    ttl = ax.set_title(f"{title}: reverse step {steps}/{steps}", fontsize=7)
+    ax.set_yscale("log")
+    ax.set(xlim=(0, max(steps, 1)), ylim=(1.5 * n_items, 0.8))     # rank 1 on top
+    ax.axhline(10, ls=":", lw=0.8, color="0.4", label="top-10 cut")
+    lines = [ax.plot([], [], lw=0.8, alpha=0.6, color=line_color, label="one test user" if u == 0 else None)[0]
+             for u in range(users)]
+    mid = ax.plot([], [], lw=2, color="k", label=f"median of {users} users")[0]
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("reverse step (0: x_T, pure noise)", fontsize=7)
+    ax.set_ylabel(f"rank of the target item (of {n_items})", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3, frameon=False)
+    ttl = fig.suptitle(f"{title}: step {steps}/{steps}, t = 0", fontsize=7)
 
     def update(k):
-        for u in range(users):
-            tail = slice(max(0, k - TAIL), k + 1)          # the last few steps: a full path is a tangle
-            paths[u].set_data(xy[tail, u, 0], xy[tail, u, 1])
-            heads[u].set_data([xy[k, u, 0]], [xy[k, u, 1]])
-        ttl.set_text(f"{title}: reverse step {k}/{steps}, t = {int(traj['timesteps'][k])}")
+        for u, line in enumerate(lines):
+            line.set_data(np.arange(k + 1), ranks[:k + 1, u])
+        mid.set_data(np.arange(k + 1), median[:k + 1])
+        ttl.set_text(f"{title}: step {k}/{steps}, t = {int(traj['timesteps'][k])}")
 
     return save_gif(fig, update, list(frame_indices(steps + 1)), path)
 

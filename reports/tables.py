@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bench.runs import results as store
 from bench.runs.fields import differences
 from reports import published
 from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
+from reports.settings import params_label, sort_key, study_variants
 from reports.stats import ALPHA, TESTS, holm, paired_p
 
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
@@ -52,16 +55,39 @@ class Table:
         return self.labels + [HEADERS.get(m, m) for m in self.metrics]
 
 
+BEST_RULE = ("bold: best, beyond the seed spread (its mean − std above every other mean + std; a "
+             "single-seed value counts as a point and is never marked); underlined: second, by the same rule "
+             "over the rest")
+
+
+def beats(top: Cell, other: Cell) -> bool:
+    """`top` is above `other` beyond the spread over seeds: mean - std above the other's mean + std.
+    A single seed (std None) has no spread: it never beats anything, and is beaten as a point."""
+    return top.std is not None and top.mean - top.std > other.mean + (other.std or 0.0)
+
+
 def rank_columns(rows: list[Row]) -> None:
-    """Mark the best (rank 0) and second-best (rank 1) distinct mean of each column; higher is better."""
+    """Per column, rank 0 on the highest mean when it beats every other cell beyond the seed
+    spread, then rank 1 on the next when it beats every cell below it; higher is better."""
     for j in range(len(rows[0].cells) if rows else 0):
-        cells = [r.cells[j] for r in rows if r.cells[j] is not None]
-        levels = sorted({round(c.mean, 10) for c in cells}, reverse=True)
-        if len(cells) < 2:
+        cells = sorted((r.cells[j] for r in rows if r.cells[j] is not None and np.isfinite(r.cells[j].mean)),
+                       key=lambda c: -c.mean)
+        if len(cells) < 2 or not all(beats(cells[0], c) for c in cells[1:]):
             continue
-        for c in cells:
-            level = levels.index(round(c.mean, 10))
-            c.rank = level if level < 2 else None
+        cells[0].rank = 0
+        if len(cells) > 2 and all(beats(cells[1], c) for c in cells[2:]):
+            cells[1].rank = 1
+
+
+def spread_notes(rows: list[Row], seeds_at: int = 1) -> list[str]:
+    """A note naming the rows run with a single seed (their Seeds label at `seeds_at`)."""
+    single = [r.labels[0] for r in rows if int(r.labels[seeds_at]) < 2]
+    if not single:
+        return []
+    if len(single) == len(rows):
+        return ["n = 1 seed: no spread over seeds, so nothing is marked best; run more seeds to compare."]
+    return [f"n = 1 seed for {', '.join(single)}: no spread; never marked best, and compared with the others "
+            "as single values."]
 
 
 def slug(text: str) -> str:
@@ -76,8 +102,8 @@ def comparison(coll: Collection, dataset: str, reference: str, test: str) -> Tab
     rank_columns(rows)
     table = Table(f"compare_{slug(dataset)}", f"{dataset}: test metrics (%)",
                   f"Test metrics (%) on {dataset}, mean ± std over seeds; Epochs: best validation epoch / "
-                  "epochs trained (means over seeds); best in bold, second underlined.",
-                  ["Model", "Seeds", "Epochs"], list(METRICS), rows)
+                  f"epochs trained (means over seeds); {BEST_RULE}.",
+                  ["Model", "Seeds", "Epochs"], list(METRICS), rows, notes=spread_notes(rows))
     for m, v in chosen.items():
         n = sum(1 for w in coll.variants() if w.model == m and w.record["dataset"] == v.record["dataset"])
         if n > 1:
@@ -119,8 +145,9 @@ def protocols(coll: Collection, dataset: str, test: str) -> Table:
                   f"NDCG@10 ({'seen removed' if 'excluded' in dataset else 'seen kept'}). Configs: "
                   "configurations of the model run on this dataset, the best on validation shown. Rows "
                   "marked 'published' are reported figures under the same protocol; Δ: measured against "
-                  "published, relative.",
-                  ["Model", "Seeds", "Configs"], ["valid ndcg@10"] + [f"{s} {m}" for s, m in SEEN_COLUMNS], rows)
+                  f"published, relative; {BEST_RULE}.",
+                  ["Model", "Seeds", "Configs"], ["valid ndcg@10"] + [f"{s} {m}" for s, m in SEEN_COLUMNS], rows,
+                  notes=spread_notes(rows))
     add_published(table, chosen)
     table.notes += verdict(coll, chosen, test)
     return table
@@ -212,33 +239,13 @@ def config_diff(v: Variant, coll: Collection) -> str:
     return differences(v.record, peers) or "same config"
 
 
-def params_label(params: dict) -> str:
-    def value(v) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    return ", ".join(f"{k}={value(v)}" for k, v in sorted(params.items()) if k != "seed")
-
-
-def study_variants(runs: list[Run]) -> list[tuple[dict, Variant]]:
-    """Trials grouped by their params (seeds merged), each with its params dict."""
-    groups: dict[str, list[Run]] = {}
-    for r in runs:                      # by full config, so trials of other budgets never merge
-        groups.setdefault(variant_key(r.record), []).append(r)
-    return [({k: v for k, v in (g[0].record.get("params") or {}).items() if k != "seed"},
-             Variant(sorted(g, key=lambda r: r.record["seed"]))) for g in groups.values()]
-
-
-def sort_key(params: dict):
-    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for _, v in sorted(params.items()))
-
-
 MAX_ABLATION_ROWS = 15
 
 
 def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
     """Study value -> validation NDCG@10 and test metrics, mean +- std over seeds."""
-    groups = study_variants(runs)
-    notes = []
+    notes: list[str] = []
+    groups = study_variants(runs, notes)
     if len(groups) > MAX_ABLATION_ROWS:
         groups.sort(key=lambda g: -g[1].stat("valid", SELECT_METRIC)[0])
         notes.append(f"{len(groups)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
@@ -252,8 +259,8 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
     return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}",
                  f"study {study}: {display(model)} on {dataset}",
                  f"Study '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
-                 f"mean ± std over seeds; best in bold, second underlined.",
-                 ["Setting", "Seeds"], metrics, rows, notes=notes)
+                 f"mean ± std over seeds; {BEST_RULE}.",
+                 ["Setting", "Seeds"], metrics, rows, notes=notes + spread_notes(rows))
 
 
 def reevaluations(coll: Collection) -> Table | None:

@@ -61,18 +61,40 @@ def markdown_rows(text: str, first: str) -> dict[str, list[str]]:
     return {cells[0]: cells[3:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in block)}
 
 
-def test_markdown_marks_best_bold_and_second_underlined(runs, report):
-    means = chosen_means(runs)
+def chosen_bands(runs, untagged=False) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Per model, test mean and sample std (%) over seeds of the chosen config (std None for one seed)."""
+    out = {}
+    for m, rs in chosen_records(runs, untagged).items():
+        vals = {k: [100 * r["test"][k] for r in rs] for k in METRICS}
+        out[m] = {k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else None) for k, v in vals.items()}
+    return out
+
+
+def expected_marks(bands: dict[str, tuple[float, float | None]]) -> dict[str, str]:
+    """'best' / 'second' / '' per model for one column: a mark only beyond the seed spread."""
+    def beats(a, b):
+        return bands[a][1] is not None and bands[a][0] - bands[a][1] > bands[b][0] + (bands[b][1] or 0)
+
+    order = sorted(bands, key=lambda m: -bands[m][0])
+    marks = dict.fromkeys(order, "")
+    if all(beats(order[0], m) for m in order[1:]):
+        marks[order[0]] = "best"
+        if len(order) > 2 and all(beats(order[1], m) for m in order[2:]):
+            marks[order[1]] = "second"
+    return marks
+
+
+def test_markdown_marks_best_only_beyond_the_seed_spread(runs, report):
+    bands = chosen_bands(runs)
     rows = markdown_rows((report / "tables" / "compare_synthetic.md").read_text(), "Model")
-    assert set(rows) == {NAMES[m] for m in means} | {"Improv."}
+    assert set(rows) == {NAMES[m] for m in bands} | {"Improv."}
     for j, metric in enumerate(METRICS):
-        order = sorted(means, key=lambda m: -means[m][metric])
-        best, second = rows[NAMES[order[0]]][j], rows[NAMES[order[1]]][j]
-        if round(means[order[0]][metric], 8) == round(means[order[1]][metric], 8):
-            assert best.startswith("**") and second.startswith("**")
-            continue
-        assert re.match(rf"\*\*{means[order[0]][metric]:.2f}(±[0-9.]+)?\*\*", best), (metric, best)
-        assert re.match(rf"<u>{means[order[1]][metric]:.2f}(±[0-9.]+)?</u>", second), (metric, second)
+        marks = expected_marks({m: b[metric] for m, b in bands.items()})
+        for m, mark in marks.items():
+            cell = rows[NAMES[m]][j]
+            assert cell.startswith(f"**{bands[m][metric][0]:.2f}") == (mark == "best"), (metric, m, cell)
+            assert cell.startswith(f"<u>{bands[m][metric][0]:.2f}") == (mark == "second"), (metric, m, cell)
+    assert "mean − std above every other mean + std" in (report / "tables" / "compare_synthetic.md").read_text()
 
 
 def test_pdf_has_every_page_and_the_table_values(runs, report):
@@ -122,10 +144,10 @@ def test_latex_is_a_booktabs_table(runs, report, tmp_path):
     for piece in (r"\begin{tabular}", r"\toprule", r"\midrule", r"\bottomrule", r"\end{table}"):
         assert piece in tex
     assert balanced(tex)
-    means = chosen_means(runs)
-    best = max(means, key=lambda m: means[m]["ndcg@10"])
-    row = next(line for line in tex.splitlines() if line.startswith(NAMES[best] + " &"))
-    assert rf"\textbf{{{means[best]['ndcg@10']:.2f}}}" in row
+    bands = {m: b["ndcg@10"] for m, b in chosen_bands(runs).items()}
+    for m, mark in expected_marks(bands).items():
+        row = next(line for line in tex.splitlines() if line.startswith(NAMES[m] + " &"))
+        assert (rf"\textbf{{{bands[m][0]:.2f}}}" in row) == (mark == "best"), (m, row)
     everything = "".join(p.read_text() for p in sorted((report / "tables").glob("*.tex")))
     doc = tmp_path / "t.tex"
     doc.write_text("\\documentclass{article}\\usepackage{booktabs,graphicx}\\begin{document}\n"
@@ -354,3 +376,226 @@ def test_published_file_errors_name_the_line(tmp_path):
                    "sasrec,x,beauty,sometimes,50,12101,1,9.0,5.0,src\n")
     with pytest.raises(BenchError, match="bad.csv:2"):
         published.load(bad)
+
+
+# --- figures: who wins and by how much, honest uncertainty ---------------------------------------
+
+def fake_variant(model: str, means: list[float], dataset: str = "synthetic"):
+    """A Variant of one run per value: test metrics (fractions) all equal to that value."""
+    from reports.collect import Run, Variant
+
+    return Variant([Run({"model": model, "seed": s, "dataset": dataset, "test": dict.fromkeys(METRICS, v / 100),
+                         "valid": dict.fromkeys(METRICS, v / 100)}, ROOT) for s, v in enumerate(means)])
+
+
+def dots_of(ax) -> dict[tuple, tuple[float, float]]:
+    """(x, y) of every dot drawn by errorbar on an axes, keyed by its RGB colour."""
+    out = {}
+    for container in ax.containers:
+        line = container.lines[0]
+        x, y = line.get_xdata(), line.get_ydata()
+        out[tuple(round(c, 4) for c in line.get_color()[:3])] = (float(x[0]), float(y[0]))
+    return out
+
+
+def test_forest_plot_zooms_in_and_marks_single_seeds_and_models_not_run(tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from reports import dots, figures
+
+    figures.style()
+    chosen = {"diffurecsys": fake_variant("diffurecsys", [44.0, 45.0, 46.0]),
+              "sasrec": fake_variant("sasrec", [41.0, 42.0]), "pop": fake_variant("pop", [40.0])}
+    fig = dots.forest("toys", chosen, ["diffurecsys", "sasrec", "bert4rec", "pop"]).fig
+    panels = [ax for ax in fig.axes if ax.get_xlabel()]
+    assert len(panels) == len(METRICS)
+    for ax in panels:
+        lo, hi = ax.get_xlim()
+        assert 30 < lo < 40 and 46 < hi < 60, (ax.get_xlabel(), lo, hi)         # zoomed, not from 0
+        drawn = dots_of(ax)
+        assert len(drawn) == 3                                                  # BERT4Rec: no dot, no zero
+        assert drawn[tuple(round(c, 4) for c in to_rgb(figures.color("diffurecsys")))][0] == pytest.approx(45.0)
+    labels = [t.get_text() for t in panels[0].get_yticklabels()]
+    assert labels == ["DiffuRecSys (n = 3)", "SASRec (n = 2)", "BERT4Rec (not run)", "MostPop (n = 1)"]
+    # three seeds: the t-interval, t(0.975, 2) * 1 / sqrt(3); the single seed has no bar
+    segments = panels[0].containers[0].lines[2][0].get_segments()
+    assert segments[0][1][0] - 45.0 == pytest.approx(stats.t.ppf(0.975, 2) / np.sqrt(3))
+    assert not panels[0].containers[2].lines[2]
+    path = tmp_path / "forest.png"
+    fig.savefig(path)
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+
+
+def test_deltas_against_sasrec_with_a_welch_interval():
+    from reports import dots, figures
+
+    figures.style()
+    chosen = {"diffurecsys": fake_variant("diffurecsys", [44.0, 45.0, 46.0]),
+              "sasrec": fake_variant("sasrec", [41.0, 42.0, 43.0]), "pop": fake_variant("pop", [40.0])}
+    fig = dots.deltas("toys", chosen, list(chosen)).fig
+    ax = next(ax for ax in fig.axes if ax.get_xlabel() == "HR@10 (%)")
+    gaps = sorted(x for x, _ in dots_of(ax).values())
+    assert gaps == pytest.approx([-2.0, 3.0])
+    half = ax.containers[0].lines[2][0].get_segments()[0][1][0] - 3.0
+    assert half == pytest.approx(stats.t.ppf(0.975, 4) * np.sqrt(2 / 3))       # Welch, equal variances: df 4
+    assert ax.containers[0].lines[0].get_markerfacecolor() != "white"          # 3 +- 2.27 excludes 0
+    assert dots.deltas("toys", {k: v for k, v in chosen.items() if k != "sasrec"}, list(chosen)) is None
+
+
+def test_every_registered_model_has_its_own_distinct_colour():
+    from itertools import combinations
+
+    from bench import registry
+    from reports import figures
+
+    rgb = {m: np.array(figures.color(m)) for m in registry.names()}
+    assert set(rgb) >= {"pop", "sasrec", "bert4rec", "svae", "acvae", "diffurec", "diffurecsys"}
+    for a, b in combinations(rgb, 2):
+        assert np.linalg.norm(rgb[a] - rgb[b]) > 0.25, (a, b, rgb[a], rgb[b])
+    assert len({figures.marker(m) for m in rgb}) == len(rgb)
+    assert figures.color("nosuch") == figures.color("nosuch")
+
+
+def other_dataset(coll, models):
+    """The collection with the chosen runs of `models` copied onto a second dataset, 'other'."""
+    from reports.collect import Collection, Run
+
+    copies = [Run({**r.record, "dataset": "other", "dataset_fingerprint": "other", "run_id": r.record["run_id"] + "o"},
+                  r.root) for r in coll.runs if r.model in models]
+    return Collection(coll.runs + copies, coll.tagged, [], [], coll.evals)
+
+
+def test_efficiency_has_a_panel_per_dataset_and_marks_models_not_run(runs):
+    from reports import build, dots, figures
+    from reports.collect import collect
+
+    figures.style()
+    coll = other_dataset(collect([runs]), {"sasrec", "pop"})
+    assert coll.datasets() == ["other", "synthetic"]
+    for kind in dots.COSTS:
+        fig = dots.efficiency(coll, kind).fig
+        assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == ["other", "synthetic"]
+        assert [len(ax.containers) for ax in fig.axes] == [2, 3]
+        assert ["not run: DiffuRecSys"] == [t.get_text() for t in fig.axes[0].texts]
+        assert not any(ax.texts for ax in fig.axes[1:])
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["DiffuRecSys", "SASRec", "MostPop"]
+    names = [f.name for f in build.make_figures(coll)]
+    assert {"forest_other", "deltas_other", "forest_synthetic", "efficiency_train"} <= set(names)
+    assert not any(n.startswith("bars") for n in names)
+
+
+def grid_journal(path):
+    """An Optuna journal holding a `bench ablate` grid (point x seed) and a search space study."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    grid = optuna.create_study(study_name="offset_noise-toys-diffurecsys-0", direction="maximize", storage=storage)
+    grid.set_user_attr("study", "offset_noise")
+    points = ["offset_noise=0.0", "offset_noise=0.1", "offset_noise=0.2"]
+    space = {"point": CategoricalDistribution(points), "seed": CategoricalDistribution([0, 1])}
+    tune = optuna.create_study(study_name="tune-toys-sasrec-0", direction="maximize", storage=storage)
+    for i, point in enumerate(points):
+        for seed in (0, 1):
+            grid.add_trial(optuna.trial.create_trial(params={"point": point, "seed": seed}, distributions=space,
+                                                     value=0.01 * i + 0.001 * seed))
+        tune.add_trial(optuna.trial.create_trial(params={"dropout": 0.2 * i, "lr": 1e-3 * (i + 1)},
+                                                 distributions={"dropout": FloatDistribution(0, 0.6),
+                                                                "lr": FloatDistribution(1e-4, 1e-2)},
+                                                 value=0.01 * i))
+
+
+def test_grid_studies_get_no_optuna_history_or_importance(tmp_path):
+    from reports import figures
+
+    figures.style()
+    grid_journal(tmp_path / "studies.journal.log")
+    notes = []
+    names = [f.name for f in figures.optuna_figures(tmp_path / "studies.journal.log", notes)]
+    assert names == ["optuna_history_tune-toys-sasrec-0", "optuna_importance_tune-toys-sasrec-0"]
+    assert any("offset_noise-toys-diffurecsys-0" in n and "fixed grid" in n for n in notes), notes
+
+
+def markdown_cells(text: str) -> list[str]:
+    return [c for line in text.splitlines() if line.startswith("| ") for c in line.strip("|").split("|")]
+
+
+def test_single_seed_tables_say_so_and_mark_no_best(runs, report, tmp_path):
+    # the loss study ran one seed: its ablation table says so and marks nothing
+    loss = (report / "tables" / "ablation_loss_synthetic_sasrec.md").read_text()
+    assert "- n = 1 seed: no spread" in loss
+    assert not any(c.strip().startswith(("**", "<u>")) for c in markdown_cells(loss)), loss
+    plain = tmp_path / "runs"
+    shutil.copytree(runs, plain, ignore=shutil.ignore_patterns("*.pt", "*.npz", "studies"))
+    one = [json.dumps(r) for r in records(runs) if "study" not in r and r["seed"] == 0]
+    (plain / "results.jsonl").write_text("\n".join(one) + "\n")
+    build_report([plain], tmp_path / "out", {"md"})
+    for name in ("compare_synthetic.md", "protocols_synthetic.md"):
+        text = (tmp_path / "out" / "tables" / name).read_text()
+        assert "- n = 1 seed: no spread" in text, name
+        assert not any(c.strip().startswith(("**", "<u>")) for c in markdown_cells(text)), text
+
+
+def test_best_needs_to_beat_the_others_beyond_the_seed_spread():
+    from reports.tables import Cell, Row, rank_columns
+
+    def ranks(*cells):
+        rows = [Row([str(i), "2"], [c]) for i, c in enumerate(cells)]
+        rank_columns(rows)
+        return [r.cells[0].rank for r in rows]
+
+    assert ranks(Cell(10, 1), Cell(7, 1), Cell(4, 1)) == [0, 1, None]
+    assert ranks(Cell(10, 1), Cell(7, 1), Cell(6, 0.5)) == [0, None, None]     # 7 - 1 is not above 6.5
+    assert ranks(Cell(10, 1), Cell(8.5, 1)) == [None, None]                     # bands overlap
+    assert ranks(Cell(10, None), Cell(5, 1)) == [None, None]                    # one seed: no spread
+    assert ranks(Cell(10, 1), Cell(5, None)) == [0, None]                       # beaten as a point
+    assert ranks(Cell(10, 0.0), Cell(10, 0.0)) == [None, None]                  # a tie is no win
+
+
+def offset_runs():
+    """An offset-noise grid as `bench ablate offset_noise` stores it: scale x kind x 2 seeds."""
+    from reports.collect import Run
+
+    out = []
+    for kind in ("per_example", "elementwise"):
+        for s in (0.0, 0.1, 0.2):
+            for seed in (0, 1):
+                value = 0.05 + (s if kind == "elementwise" else s / 2) + 0.001 * seed
+                out.append(Run({"model": "diffurecsys", "dataset": "toys", "seed": seed, "study": "offset_noise",
+                                "config": {"offset_noise": s, "offset_kind": kind, "hidden": 16}, "train": {},
+                                "protocol": {}, "params": {"offset_noise": s, "offset_kind": kind},
+                                "valid": dict.fromkeys(METRICS, value), "test": dict.fromkeys(METRICS, value)},
+                               ROOT))
+    return out
+
+
+def test_offset_zero_shared_by_both_kinds_is_one_setting_shown_once():
+    from reports import figures, tables
+
+    figures.style()
+    table = tables.ablation("offset_noise", "toys", "diffurecsys", offset_runs())
+    labels = [(r.labels[0], r.labels[1]) for r in table.rows]
+    assert len(labels) == 5 and labels.count(("offset_noise=0", "2")) == 1, labels
+    assert sum(label.startswith("offset_noise=0,") or label == "offset_noise=0" for label, _ in labels) == 1
+    assert any("offset_kind has no effect" in n for n in table.notes), table.notes
+    fig = figures.ablation("offset_noise", "toys", "diffurecsys", offset_runs()).fig
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["offset_kind=elementwise", "offset_kind=per_example", "offset_noise=0 (one run, every series)"]
+    for line in fig.axes[0].lines[:2]:                  # both curves start at the shared point
+        assert line.get_xdata()[0] == 0.0 and line.get_ydata()[0] == pytest.approx(5.05)
+
+
+def test_reverse_gif_ranks_agree_with_the_stored_top10(runs):
+    from reports import gifs
+
+    npz = next(runs.glob("runs/synthetic/diffurecsys/*/trajectory.npz"))
+    traj = gifs.load_trajectory(npz)
+    ranks = gifs.target_ranks(traj)
+    assert ranks.shape == (len(traj["timesteps"]), len(traj["targets"]))
+    assert ranks.min() >= 1 and ranks.max() <= len(traj["item_emb"]) - 1
+    in_top = np.array([t in top for t, top in zip(traj["targets"], traj["topk"])])
+    assert ((ranks[-1] <= 10) == in_top).all(), (ranks[-1], in_top)

@@ -1,0 +1,61 @@
+"""Study trials grouped into settings: one per distinct configuration, its seeds merged."""
+from __future__ import annotations
+
+import json
+
+from reports.collect import Run, Variant, variant_key
+
+
+def params_label(params: dict) -> str:
+    def value(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k}={value(v)}" for k, v in sorted(params.items()) if k != "seed")
+
+
+# (field, other, value): the field has no effect while the other field has this value. At
+# offset_noise = 0 no offset is drawn, so both offset kinds are the same computation
+# (DiffuRec.forward_noise): an offset-noise grid's two offset-0 points are one setting.
+MOOT = (("offset_kind", "offset_noise", 0),)
+
+
+def moot_fields(record: dict) -> set[str]:
+    config = record.get("config", {})
+    return {f for f, other, value in MOOT if f in config and other in config and config[other] == value}
+
+
+def setting_key(record: dict) -> str:
+    """`variant_key` with the moot fields left out: runs that are the same computation share it."""
+    moot = moot_fields(record)
+    if not moot:
+        return variant_key(record)
+    return variant_key({**record, "config": {k: v for k, v in record["config"].items() if k not in moot}})
+
+
+def study_variants(runs: list[Run], notes: list[str] | None = None) -> list[tuple[dict, Variant]]:
+    """Trials grouped by their params (seeds merged), each with its params dict (moot fields left
+    out). Settings that are one computation (see MOOT) are one group with one run per seed, the
+    first setting's; `notes` gets a line for each such merge."""
+    groups: dict[str, list[Run]] = {}
+    for r in runs:                      # by full config, so trials of other budgets never merge
+        groups.setdefault(setting_key(r.record), []).append(r)
+    out = []
+    for g in groups.values():
+        g.sort(key=lambda r: (json.dumps(r.record.get("params") or {}, sort_keys=True, default=str), r.record["seed"]))
+        per_seed: dict[int, Run] = {}
+        for r in g:                     # a seed tagged twice, or run under two moot settings: once
+            per_seed.setdefault(r.record["seed"], r)
+        kept = sorted(per_seed.values(), key=lambda r: r.record["seed"])
+        moot = moot_fields(kept[0].record)
+        params = {k: v for k, v in (kept[0].record.get("params") or {}).items() if k != "seed" and k not in moot}
+        merged = sorted({params_label(r.record.get("params") or {}) for r in g})
+        if notes is not None and len(merged) > 1:
+            notes.append(f"{params_label(params)}: {', '.join(sorted(moot))} has no effect there, so "
+                         f"{' and '.join(merged)} are one setting, shown once (one run per seed, "
+                         f"preferring {params_label(kept[0].record.get('params') or {})}).")
+        out.append((params, Variant(kept)))
+    return out
+
+
+def sort_key(params: dict):
+    return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for _, v in sorted(params.items()))
