@@ -72,6 +72,8 @@ class DiffuRecSysConfig(DiffuRecConfig):
 class DiffuRec(nn.Module):
     Config = DiffuRecConfig
     train_defaults = TrainConfig(epochs=200, batch_size=512, lr=1e-3, eval_every=2, patience=5, eval_batch_size=512)
+    # synthetic: the quick look, small and with 4 reverse steps so that it takes seconds
+    dataset_presets = {"synthetic": {"hidden": "64", "blocks": "2", "inference_steps": "4", "epochs": "20"}}
     train_format = "prefix"
     eval_fields = ("inference_steps", "stochastic", "eval_samples")    # `bench eval` may change these
 

@@ -23,13 +23,36 @@ def valid_dict():
             "umap": {"a": 0, "b": 1}, "smap": {"i1": 1, "i2": 2, "i3": 3, "i4": 4}}
 
 
-def test_synthetic_is_deterministic_and_sequential():
+def test_synthetic_is_deterministic_and_rewards_the_order_of_the_history():
+    from collections import Counter, defaultdict
     a, b = data.synthetic(), data.synthetic()
     assert a == b
-    assert a.n_items == 120 and a.n_users == 600
-    # the favoured successor makes consecutive pairs repeat far more than chance
+    assert a.n_items == 200 and a.n_users == 600
+    # the topic cycles make consecutive pairs repeat far more than chance
     pairs = [(s[i], s[i + 1]) for s in a.train for i in range(len(s) - 1)]
     assert len(set(pairs)) < 0.6 * len(pairs)
+    successors = defaultdict(Counter)
+    for x, y in pairs:
+        successors[x][y] += 1
+    popular = [i for i, _ in Counter(i for s in a.train for i in s).most_common(2)]
+    last_item = history = by_popularity = 0
+    for seq, val, target in zip(a.train, a.val, a.test):
+        seen = seq + [val]
+        first_order = [i for i, _ in successors[seen[-1]].most_common(2)]
+        last_item += target in first_order
+        # the last item's successor, and the successor of the latest item of the other topic
+        guess = first_order[:1]
+        for item in reversed(seen[:-1]):
+            if successors[item] and item not in guess:
+                nxt = successors[item].most_common(1)[0][0]
+                if nxt not in guess and nxt not in seen[-3:]:
+                    guess.append(nxt)
+                    break
+        history += target in guess
+        by_popularity += target in popular
+    n = len(a.test)
+    # two guesses each: popularity is far behind the last item, and the earlier history adds to it
+    assert by_popularity / n < 0.1 < 0.4 < last_item / n < history / n - 0.05
 
 
 def test_valid_pickle_loads(tmp_path):

@@ -166,7 +166,7 @@ def test_run_writes_the_trajectory_file(tmp_path):
     record = run_one(RunRequest(model="diffurec", dataset="synthetic", seed=0, out=str(tmp_path), overrides=sets))
     run_dir = tmp_path / record["history"].rsplit("/", 1)[0]
     z = np.load(run_dir / "trajectory.npz")
-    assert z["x"].shape == (5, 8, 16) and z["item_emb"].shape == (121, 16)
+    assert z["x"].shape == (5, 8, 16) and z["item_emb"].shape == (201, 16)
     assert z["topk"].shape == (8, 10) and (z["topk"] > 0).all() and z["targets"].shape == (8,)
 
 

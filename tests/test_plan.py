@@ -49,3 +49,17 @@ def test_plan_goes_to_stderr_before_a_real_grid_and_not_when_all_is_finished(tmp
     assert proc.returncode == 0 and "plan: 1 runs (1 new" in proc.stderr, proc.stderr
     again = bench_cli(*args)
     assert again.returncode == 0 and "plan:" not in again.stderr + again.stdout
+
+
+def test_grid_progress_counts_runs_and_keeps_a_summary_line_per_run(tmp_path):
+    args = ("run", "--models", "pop,sasrec", "--dataset", "synthetic", "--out", str(tmp_path / "out"),
+            "--set", "sasrec.epochs=2", "--set", "sasrec.hidden=16", "--set", "sasrec.eval_every=1")
+    proc = bench_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "run 1 of 2: pop synthetic seed 0" in err and "run 2 of 2: sasrec synthetic seed 0" in err
+    assert "val NDCG@10 " in err and " %" in err and "(no training)" in err
+    summary = [line for line in err.splitlines() if line.startswith("[2/2] sasrec synthetic seed 0: ")]
+    assert len(summary) == 1 and "valid NDCG@10" in summary[0] and "best epoch" in summary[0], err
+    again = bench_cli(*args)
+    assert again.returncode == 0 and "run 1 of 2" not in again.stderr, again.stderr    # all finished

@@ -13,7 +13,7 @@ from bench.train.loop import autocast
 from tests.conftest import bench_cli
 
 TINY = {"sasrec": {"hidden": "16", "blocks": "1", "epochs": "12", "eval_every": "3"},
-        "diffurec": {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "1"}}
+        "diffurec": {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "10", "lr": "5e-3"}}
 
 
 @pytest.fixture(scope="module", params=["sasrec", "diffurec"])

@@ -71,3 +71,29 @@ def test_sigkill_then_rerun_gives_identical_metrics(tmp_path):
     # same losses and metrics epoch by epoch (timings differ)
     strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]
     assert strip(history_a) == strip(history_b)
+
+
+def test_ctrl_c_says_where_a_rerun_resumes_and_the_rerun_says_so_too(tmp_path):
+    import re
+    out = tmp_path / "interrupted"
+    proc = start(out)
+    deadline = time.time() + 120
+    history = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list(out.glob("runs/*/sasrec/*/history.csv"))
+        if found:                                   # history.csv grows as the run goes
+            history = found[0]
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert history is not None and proc.returncode == 130, err
+    assert len(history.read_text().splitlines()) >= 2          # header + at least one validation row
+    said = re.search(r"stopped: sasrec synthetic seed 0; rerun the same command to resume at epoch (\d+)", err)
+    assert said, err
+    resumed = subprocess.run([sys.executable, "-m", "bench.cli", *ARGS, "--out", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"sasrec synthetic seed 0: resuming from epoch {said.group(1)}" in resumed.stderr
+    folder = history.parent                         # finished: only best.pt is kept of the training state
+    assert (folder / "best.pt").exists() and not list(folder.glob("checkpoint*"))

@@ -137,11 +137,11 @@ def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
     target = Target(model="sasrec", dataset="synthetic", out=str(tmp_path), base=base)
     hopeless = {"lr": 1e-9}                                    # learns nothing in 4 epochs
     plan = TunePlan.of(target, trials=4, space={"lr": (1e-9, 2e-2, "log")},
-                       extra=({"lr": 0.01}, {"lr": 0.003}, hopeless))
+                       extra=({"lr": 0.01}, {"lr": 0.001}, hopeless))
     study = run_study(plan, str(tmp_path / "journal.log"))
     states = {t.params["lr"]: t.state for t in study.trials}
-    default_lr = registry.resolve("sasrec").train.lr                   # the first trial: the defaults
-    assert states == {default_lr: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.003: TrialState.COMPLETE,
+    default_lr = registry.resolve("sasrec", {}, "synthetic").train.lr  # the first trial: the dataset's settings
+    assert states == {default_lr: TrialState.COMPLETE, 0.01: TrialState.COMPLETE, 0.001: TrialState.COMPLETE,
                       1e-9: TrialState.PRUNED}
     pruned = study.get_trials(states=(TrialState.PRUNED,))[0]
     assert max(pruned.intermediate_values) < 4

@@ -57,10 +57,10 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     if capped < jobs and backend == "local":
         err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
-    show_plan(requests, jobs, dry_run)
+    rows = show_plan(requests, jobs, dry_run)
     if dry_run:
         return
-    records = run_grid(requests, jobs, backend, scheduler)
+    records = run_grid(requests, jobs, backend, scheduler, rows)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:
         console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
@@ -253,16 +253,17 @@ def recommend(out, run_dir, run_id, runs, users, k, exclude_seen, device, data_d
                   f"{record['dataset']} seed {record['seed']} (run {record['run_id']})")
 
 
-def show_plan(requests, jobs: int, dry_run: bool) -> None:
+def show_plan(requests, jobs: int, dry_run: bool) -> list:
     """The plan table, on stderr (stdout keeps the results table); printed before any grid with work left."""
     from bench.runs import plan
 
     rows = plan.plan(requests)
     if not dry_run and all(r.state == "finished" for r in rows):
-        return
+        return rows
     table, hints = plan.table(rows, jobs, os.cpu_count() or 1)
     target = console if dry_run else err_console
     target.print(table)
     for hint in hints:
         target.print(f"faster: {hint}")
+    return rows
 

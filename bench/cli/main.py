@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from bench.errors import BenchError
+from bench.errors import BenchError, interrupt_said
 from bench.cli import commands
 from bench.cli.options import DataDir, Device
 
@@ -250,8 +250,9 @@ def main() -> None:
         err.print(f"[red]error:[/] {e.format_message()}{hint}")
         sys.exit(2)
     except KeyboardInterrupt:
+        code = 130
+    if code == 130 and not interrupt_said():        # Typer turns Ctrl-C into exit code 130
         err.print("stopped; rerun the same command to resume from the last checkpoint")
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 

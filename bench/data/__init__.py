@@ -153,24 +153,41 @@ def load_pickle(path: Path, name: str | None = None) -> Dataset:
     return from_split_dict(safe_unpickle(raw, str(path)), name or path.stem, max_interactions=len(raw))
 
 
-def synthetic(n_users: int = 600, n_items: int = 120, seed: int = 0) -> Dataset:
-    """A small dataset with real sequential signal, generated deterministically.
+def synthetic(n_users: int = 600, n_items: int = 200, seed: int = 0) -> Dataset:
+    """A small dataset whose next item depends on the order of the history, generated deterministically.
 
-    Each item has one favoured successor (a fixed random permutation); a user
-    follows it with probability 0.7 and otherwise jumps to a random item, so a
-    sequential model can beat popularity by a wide margin.
+    The items form 20 topics, each a fixed cycle of items. A user follows two topics: at
+    each step they take the next item of the topic they are in (probability 0.55), switch
+    to their other topic and take its next item after the one they saw there last (0.25),
+    or pick an item by popularity (a Zipf law, 0.2) that moves neither topic along.
+    Popularity alone predicts only the last kind; the last item alone misses the switches,
+    which need the earlier history. So MostPop stays low and order-aware models separate
+    by how much of the history they use.
     """
     rng = random.Random(seed)
-    successor = list(range(1, n_items + 1))
-    rng.shuffle(successor)
+    items = list(range(1, n_items + 1))
+    rng.shuffle(items)
+    n_topics = 20
+    cycles = [items[t::n_topics] for t in range(n_topics)]
+    by_rank = items[:]
+    rng.shuffle(by_rank)
+    weights = [1.0 / (rank + 1) for rank in range(n_items)]
     seqs = []
     for _ in range(n_users):
-        length = rng.randint(5, 20)
-        item = rng.randint(1, n_items)
-        seq = [item]
-        for _ in range(length - 1):
-            item = successor[item - 1] if rng.random() < 0.7 else rng.randint(1, n_items)
-            seq.append(item)
+        topics = rng.sample(range(n_topics), 2)
+        where = [rng.randrange(len(cycles[t])) for t in topics]
+        current = 0
+        seq = []
+        for _ in range(rng.randint(8, 24)):
+            r = rng.random()
+            if r < 0.8:
+                if r >= 0.55:
+                    current = 1 - current
+                cycle = cycles[topics[current]]
+                where[current] = (where[current] + 1) % len(cycle)
+                seq.append(cycle[where[current]])
+            else:
+                seq.append(rng.choices(by_rank, weights)[0])
         seqs.append(seq)
     return Dataset("synthetic", [s[:-2] for s in seqs], [s[-2] for s in seqs], [s[-1] for s in seqs], n_items)
 

@@ -10,15 +10,6 @@ import torch
 from bench.eval.protocol import Protocol, eval_split, metrics_from_ranks
 
 
-def write_history(path: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-
-
 def write_per_user(path: Path, ranks: torch.Tensor, ks: tuple[int, ...]) -> None:
     per_user = metrics_from_ranks(ranks, ks)
     with open(path, "w", newline="") as f:

@@ -3,36 +3,120 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import time
 
 from bench.errors import BenchError
 from bench.runs.locks import Busy
 from bench.runs.run import RunRequest, run_one
 
 
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class GridProgress:
+    """Job-level progress on stderr: "run 3 of 7" before a run, one summary line kept after each,
+    and the time left for the whole grid: the plan's estimates of the runs not done, scaled by
+    how the finished runs compared with theirs."""
+
+    def __init__(self, requests: list[RunRequest], plan: list | None, jobs: int = 1, stream=None):
+        self.requests, self.jobs = requests, max(jobs, 1)
+        plan = plan if plan and len(plan) == len(requests) else None
+        self.estimates = [row.seconds for row in plan] if plan else None
+        self.known_done = {i for i, row in enumerate(plan or []) if row.state == "finished"}
+        self.stream = stream or sys.stderr
+        self.done: set[int] = set()
+        self.spent = self.planned = 0.0
+        self.t0 = 0.0
+
+    def _say(self, text: str) -> None:
+        if all(r.progress != "none" for r in self.requests):
+            print(text, file=self.stream, flush=True)
+
+    def left(self) -> str:
+        if self.estimates is None:
+            return ""
+        rest = sum(e for i, e in enumerate(self.estimates) if i not in self.done)
+        if self.planned >= 10:          # tiny estimates would make a noisy ratio
+            rest *= min(5.0, max(0.2, self.spent / self.planned))
+        return f"; about {duration(rest / self.jobs)} left in all" if rest > 0 else ""
+
+    def label(self, i: int) -> str:
+        r = self.requests[i]
+        return f"{r.model} {r.dataset} seed {r.seed}"
+
+    def starting(self, i: int) -> None:
+        self.t0 = time.perf_counter()
+        if i in self.known_done:
+            return
+        guess = f" (about {duration(self.estimates[i])})" if self.estimates and self.estimates[i] >= 1 else ""
+        self._say(f"run {i + 1} of {len(self.requests)}: {self.label(i)}{guess}")
+
+    def finished(self, i: int, record: dict, seconds: float | None = None) -> None:
+        self.done.add(i)
+        n = len(self.requests)
+        if record.get("skipped"):
+            self._say(f"[{len(self.done)}/{n}] {self.label(i)}: finished before, kept{self.left()}")
+            return
+        took = seconds if seconds is not None else time.perf_counter() - self.t0
+        if self.estimates and self.estimates[i] > 0:
+            self.spent, self.planned = self.spent + took, self.planned + self.estimates[i]
+        pct = lambda m: f"{100 * m.get('ndcg@10', float('nan')):.2f} %"
+        removed = record.get("test_seen", {}).get("removed")
+        seen = f" (seen removed {pct(removed)})" if removed and not record.get("protocol", {}).get("exclude_seen") \
+            else ""
+        flag = f"; {record['diverged']}" if record.get("diverged") else ""
+        self._say(f"[{len(self.done)}/{n}] {self.label(i)}: valid NDCG@10 {pct(record['valid'])}, "
+                  f"test {pct(record['test'])}{seen}, best epoch {record.get('best_epoch')} of "
+                  f"{record.get('epochs_run')}, {duration(took)}{flag}{self.left()}")
+
+
 def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
-             scheduler: str | None = None) -> list[dict]:
+             scheduler: str | None = None, plan: list | None = None) -> list[dict]:
     """Run every request: in this process, on `jobs` local processes, or on a Dask cluster.
 
     backend "dask" sends the runs through joblib's dask backend to the scheduler at
     `scheduler` (e.g. tcp://10.0.0.5:8786); every worker must see `out` and the data.
+    plan: the plan's rows (bench.runs.plan.PlanRow, one per request), for the time left in the progress lines.
     """
     if backend == "dask":
         return _run_on_dask(requests, scheduler)
+    progress = GridProgress(requests, plan, jobs)
     if jobs <= 1:
         # runs another command is training go last, so this one trains the free runs first
         done: dict[int, dict] = {}
         for i, r in enumerate(requests):
+            progress.starting(i)
             try:
                 done[i] = run_one(r, wait=False)
+                progress.finished(i, done[i])
             except Busy:
-                pass
-        return [done[i] if i in done else run_one(r) for i, r in enumerate(requests)]
+                progress._say(f"run {i + 1} of {len(requests)}: {progress.label(i)} is training in another "
+                              "process; waiting for it at the end")
+        for i, r in enumerate(requests):
+            if i not in done:
+                progress.starting(i)
+                done[i] = run_one(r)
+                progress.finished(i, done[i])
+        return [done[i] for i in range(len(requests))]
     from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     requests = [dataclasses.replace(r, progress="lines" if r.progress != "none" else "none", threads=threads)
                 for r in requests]
-    return Parallel(n_jobs=jobs)(delayed(run_one)(r) for r in requests)
+    records = []
+    t0 = time.perf_counter()
+    for i, record in enumerate(Parallel(n_jobs=jobs, return_as="generator")(delayed(run_one)(r) for r in requests)):
+        progress.finished(i, record, None if record.get("skipped") else record.get("train_seconds", 0.0)
+                          + record.get("eval_seconds", 0.0))
+        records.append(record)
+    progress._say(f"{len(records)} runs in {duration(time.perf_counter() - t0)} with --jobs {jobs}")
+    return records
 
 
 def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict]:

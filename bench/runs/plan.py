@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import data, registry
 from bench.runs import results
 from bench.runs.fields import variant
+from bench.runs.grid import duration
 from bench.runs.identity import dataset_fingerprint, run_id
 from bench.runs.run import RunRequest
 
@@ -155,14 +156,6 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
         row.seconds = left * row.epoch_s + (left / spec.train.eval_every + 1) * row.valid_s
         rows.append(row)
     return rows
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def table(rows: list[PlanRow], jobs: int, cores: int):

@@ -15,11 +15,12 @@ from bench import data, registry
 from bench.eval.protocol import Protocol, mean_metrics, metrics_from_ranks
 from bench.registry import contract
 from bench.runs import results
-from bench.runs.artifacts import write_history, write_per_user, write_trajectory
+from bench.runs.artifacts import write_per_user, write_trajectory
 from bench.runs.identity import dataset_fingerprint, git_revision, run_id, versions
 from bench.runs.locks import claim, lock_path
 from bench.runs.results import SEEN_KEY, SEEN_PER_USER
 from bench.train.loop import EvalCallback, Trainer, resolve_device
+from bench.train.history import write_history
 from bench.train.progress import make as make_progress
 
 
@@ -75,8 +76,9 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
     git_revision()
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items)
-    progress = make_progress(req.progress, f"{spec.name} {ds.name} seed {req.seed}")
-    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device, progress, req.on_eval).run()
+    label = f"{spec.name} {ds.name} seed {req.seed}"
+    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device,
+                      make_progress(req.progress, label), req.on_eval, label).run()
     write_history(run_dir / "history.csv", outcome.history)
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
     for exclude, ranks in outcome.test_ranks_seen.items():
@@ -105,4 +107,11 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
         record["diverged"] = outcome.diverged
         print(f"warning: {spec.name} {ds.name} seed {req.seed}: {outcome.diverged}", file=sys.stderr, flush=True)
     results.append(out, record)
+    drop_training_state(run_dir)
     return record
+
+
+def drop_training_state(run_dir: Path) -> None:
+    """A finished run needs only best.pt: its resume checkpoints (optimizer state included) go."""
+    for name in ("checkpoint.pt", "checkpoint.prev.pt", "checkpoint.json"):
+        (run_dir / name).unlink(missing_ok=True)

@@ -28,7 +28,8 @@ from bench.train.allocator import keep_freed_memory, release_freed_memory
 from bench.train.config import SELECT_METRIC, TrainConfig  # noqa: F401 - the loop's config, re-exported
 from bench.train.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
 from bench.data import Dataset
-from bench.errors import BenchError
+from bench.errors import BenchError, say_interrupted
+from bench.train.history import write_history
 from bench.train.progress import NullProgress
 from bench.eval.protocol import (EvalSplit, Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split,
                             rank_split_seen)
@@ -121,7 +122,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer 
 class Trainer:
     def __init__(self, model: nn.Module, ds: Dataset, protocol: Protocol, cfg: TrainConfig,
                  run_dir: Path, seed: int, device: torch.device, progress=None,
-                 on_eval: EvalCallback | None = None):
+                 on_eval: EvalCallback | None = None, label: str | None = None):
         self.model = model.to(device)
         self.ds, self.protocol, self.cfg = ds, protocol, cfg
         self.run_dir, self.seed, self.device = run_dir, seed, device
@@ -129,6 +130,9 @@ class Trainer:
         self.on_eval = on_eval
         self.ckpt_path, self.best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
         self.prev_path = run_dir / "checkpoint.prev.pt"     # the one before, should the newest be damaged
+        self.history_path = run_dir / "history.csv"          # rewritten at each validation, to plot a live run
+        self.label = label or f"{type(model).__name__} {ds.name} seed {seed}"
+        self.saved_epoch = 0                                  # the epoch of the newest checkpoint
         self.epoch_lr = float("nan")
         self.state = {"epoch": 0, "best_epoch": 0, "best_score": -math.inf, "best_valid": {},
                       "bad_evals": 0, "stopped": False, "history": [], "train_seconds": 0.0, "eval_seconds": 0.0}
@@ -171,6 +175,7 @@ class Trainer:
         atomic_write_text(self.ckpt_path.with_suffix(".json"), json.dumps({
             "epoch": s["epoch"], "best_epoch": s["best_epoch"], "best_valid": s["best_valid"],
             "train_seconds": s["train_seconds"], "stopped": s["stopped"]}) + "\n")
+        self.saved_epoch = s["epoch"]
 
     def _readable_checkpoint(self) -> dict | None:
         """The newest checkpoint that reads back, and whose best.pt does; a damaged file is put
@@ -212,6 +217,9 @@ class Trainer:
         if ckpt["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         self.state = ckpt["state"]
+        self.saved_epoch = self.state["epoch"]
+        if self.state["epoch"] and not self.state["stopped"] and self.state["epoch"] < self.cfg.epochs:
+            self.progress.resumed(self.state["epoch"] + 1)
 
     # -- evaluation --------------------------------------------------------
     def _ranks(self, split: EvalSplit, validating: bool = False) -> torch.Tensor:
@@ -222,6 +230,7 @@ class Trainer:
             return rank_split(score, split, self.protocol, self.cfg.eval_batch_size, self.device, self.ds.n_items)
 
     def _validate(self, split: EvalSplit, epoch: int, loss: float) -> None:
+        self.progress.validating()
         t0 = time.perf_counter()
         metrics = mean_metrics(metrics_from_ranks(self._ranks(split, validating=True), self.protocol.ks))
         s = self.state
@@ -240,6 +249,7 @@ class Trainer:
         s["stopped"] = s["bad_evals"] >= self.cfg.patience
         self.progress.evaluated(metrics[SELECT_METRIC])
         self._save_checkpoint()
+        write_history(self.history_path, s["history"])
         if self.on_eval:
             self.on_eval(epoch, metrics)
 
@@ -248,7 +258,7 @@ class Trainer:
         self.model.train()
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         n = batching.n_batches(examples, self.cfg.batch_size)
-        self.progress.start_epoch(epoch, self.cfg.epochs, n)
+        self.progress.start_epoch(epoch, self.cfg.epochs, n, self.stop_by(epoch))
         self.epoch_lr = self.optimizer.param_groups[0]["lr"]          # the lr this epoch trains with
         total, t0 = 0.0, time.perf_counter()
         for i, batch in enumerate(batching.epoch_batches(examples, fmt, self.cfg.batch_size, gen, self.cfg.length_buckets)):
@@ -267,7 +277,26 @@ class Trainer:
         self.state["train_seconds"] += time.perf_counter() - t0
         return total / max(n, 1)
 
+    def stop_by(self, epoch: int) -> int:
+        """The last epoch this run can reach from `epoch` if validation never improves again."""
+        cfg, s = self.cfg, self.state
+        evals_left = cfg.patience - s["bad_evals"]
+        if cfg.lr_schedule == "plateau":
+            evals_left += (cfg.lr_drops - s.get("lr_drops_done", 0)) * cfg.patience
+        next_eval = -(-epoch // cfg.eval_every) * cfg.eval_every
+        return min(cfg.epochs, next_eval + (evals_left - 1) * cfg.eval_every)
+
     def run(self) -> RunOutcome:
+        try:
+            return self._run()
+        except KeyboardInterrupt:
+            self.progress.close()
+            saved = self.saved_epoch
+            where = f"resume at epoch {saved + 1}" if saved else "start it again (no checkpoint yet)"
+            say_interrupted(f"stopped: {self.label}; rerun the same command to {where}")
+            raise
+
+    def _run(self) -> RunOutcome:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if contract.fitted(self.model):          # count-based models (MostPop)
             self.model.fit(self.ds.train)
