@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -19,9 +20,32 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# `bench run` options an experiment file sets; given beside --experiment they are a mistake
+GRID_OPTIONS = {"dataset": "--dataset", "models": "--models", "seeds": "--seeds", "epochs": "--epochs",
+                "max_len": "--max-len", "exclude_seen": "--exclude-seen", "sets": "--set"}
+
+
+def from_experiment(path, given: dict, out, data_dir) -> tuple:
+    """(experiment, datasets, grid options, out, data_dir) from an experiment file; the command line may
+    add --out and --data-dir only where the file does not set them."""
+    from bench.runs import experiment as exp
+
+    clash = [flag for key, flag in GRID_OPTIONS.items() if given.get(key) not in (None, False, [], ())]
+    if clash:
+        raise BenchError(f"{', '.join(clash)} cannot be given with --experiment: the file {path} sets the grid "
+                         "(edit it, or drop --experiment)")
+    e = exp.load(path)
+    if e.out is not None and out is not None and e.out.resolve() != out.resolve():
+        raise BenchError(f"--out {out} differs from the out of {path} ({e.out}); drop one")
+    grid = dict(models=e.models, seeds=e.seeds, epochs=e.epochs, max_len=e.max_len, exclude_seen=e.exclude_seen,
+                sets=list(e.sets))
+    return e, list(e.datasets), grid, e.out or out, data_dir if data_dir is not None else e.data_dir
+
+
 def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
-        config, backend, scheduler, dry_run=False):
-    """`bench run`: train and evaluate models x seeds on one dataset; skip runs already finished."""
+        config, backend, scheduler, dry_run=False, experiment=None):
+    """`bench run`: train and evaluate models x seeds on one dataset (or the datasets of an experiment
+    file); skip runs already finished."""
     from bench import data, registry
     from bench.registry import runconfig
     from bench.runs.grid import run_grid
@@ -30,6 +54,20 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     from bench.eval.protocol import Protocol
     from bench.runs.summary import render, summarize
 
+    e = None
+    if experiment is not None:
+        given = dict(dataset=dataset, models=models, seeds=seeds, epochs=epochs, max_len=max_len,
+                     exclude_seen=exclude_seen, sets=sets)
+        e, datasets, grid, out, data_dir = from_experiment(experiment, given, out, data_dir)
+        models, seeds, epochs, max_len, exclude_seen, sets = (grid[k] for k in (
+            "models", "seeds", "epochs", "max_len", "exclude_seen", "sets"))
+    elif dataset is None:
+        raise BenchError("bench run needs --dataset NAME (or --experiment FILE.toml)")
+    else:
+        datasets = [dataset]
+    out = out if out is not None else Path("runs")
+    seeds = "1" if seeds is None else seeds
+    max_len = 50 if max_len is None else max_len
     output_dir(out)
     saved = runconfig.load(config) if config else None
     names = registry.parse_models(models or (saved.model if saved else "all"))
@@ -44,15 +82,18 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
             overrides.setdefault(name, {}).setdefault("epochs", str(epochs))
     if saved:
         saved.merge_into(overrides, names)          # --set and --epochs win over the file
-    for name in names:
-        registry.resolve(name, overrides, dataset)     # validate every override before any work
+    for dataset in datasets:
+        for name in names:
+            registry.resolve(name, overrides, dataset)     # validate every override before any work
     directory = str(data_dir) if data_dir else None
-    data.resolve(dataset, data_dir, fetch_missing=True)
+    for dataset in datasets:
+        data.resolve(dataset, data_dir, fetch_missing=True)
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
     requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
                           overrides=overrides, device=device, data_dir=directory, force=force,
-                          progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines")
-                for m in names for s in seed_list]
+                          progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines",
+                          tags=e.tags() if e else {})
+                for dataset in datasets for m in names for s in seed_list]
     capped = min(jobs, len(requests), os.cpu_count() or 1)
     if capped < jobs and backend == "local":
         err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
@@ -60,6 +101,8 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     rows = show_plan(requests, jobs, dry_run)
     if dry_run:
         return
+    if e:
+        e.store(out)
     records = run_grid(requests, jobs, backend, scheduler, rows)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:

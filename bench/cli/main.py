@@ -22,17 +22,20 @@ app.add_typer(data_app, name="data")
 
 @app.command()
 def run(
-    dataset: Annotated[str, typer.Option(
-        "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path.")],
+    dataset: Annotated[Optional[str], typer.Option(
+        "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path.")] = None,
     models: Annotated[Optional[str], typer.Option(
         "--models", help="Comma-separated model names, or 'all' (the default).")] = None,
-    seeds: Annotated[str, typer.Option(
-        "--seeds", help="Number of seeds (0..N-1) or a comma list (0,2; '2,' is seed 2 alone).")] = "1",
+    seeds: Annotated[Optional[str], typer.Option(
+        "--seeds", help="Number of seeds (0..N-1) or a comma list (0,2; '2,' is seed 2 alone). [default: 1]",
+        show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override every model's epoch budget.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (results.jsonl, runs/).")] = Path("runs"),
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Output folder (results.jsonl, runs/). [default: runs]", show_default=False)] = None,
     jobs: Annotated[int, typer.Option("--jobs", help="Parallel worker processes.")] = 1,
     device: Device = "auto",
-    max_len: Annotated[int, typer.Option("--max-len", help="History length (last items kept).")] = 50,
+    max_len: Annotated[Optional[int], typer.Option(
+        "--max-len", help="History length (last items kept). [default: 50]", show_default=False)] = None,
     exclude_seen: Annotated[bool, typer.Option(
         "--exclude-seen", help="Remove history items from the candidates.")] = False,
     sets: Annotated[List[str], typer.Option(
@@ -47,8 +50,11 @@ def run(
         "--scheduler", help="Dask scheduler address, for --backend dask.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the plan (each run's state and time estimate) and exit.")] = False,
+    experiment: Annotated[Optional[Path], typer.Option(
+        "--experiment", help="A TOML file that sets the grid (models, datasets, seeds, protocol, --set, out).")]
+        = None,
 ):
-    """Train and evaluate models x seeds on one dataset; skip runs already finished."""
+    """Train and evaluate models x seeds on a dataset (or an experiment file's); skip runs already finished."""
     commands.run(
         dataset=dataset,
         models=models,
@@ -66,6 +72,7 @@ def run(
         backend=backend,
         scheduler=scheduler,
         dry_run=dry_run,
+        experiment=experiment,
     )
 
 

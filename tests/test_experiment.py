@@ -1,0 +1,82 @@
+"""`bench run --experiment FILE.toml`: a grid written down once; the same runs as the same flags."""
+import hashlib
+import json
+
+import pytest
+
+from tests.conftest import bench_cli
+
+EXPERIMENT = """\
+# two models, two seeds, the protocol and a setting
+models = ["pop", "sasrec"]
+datasets = ["synthetic"]
+seeds = [0, 1]
+max_len = 20
+exclude_seen = true
+out = "results"
+
+[set.sasrec]
+epochs = 2
+hidden = 16
+"""
+FLAGS = ("run", "--models", "pop,sasrec", "--dataset", "synthetic", "--seeds", "2", "--max-len", "20",
+         "--exclude-seen", "--set", "sasrec.epochs=2", "--set", "sasrec.hidden=16")
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_experiment_file_and_equivalent_flags_are_the_same_runs(tmp_path):
+    path = tmp_path / "paper.toml"
+    path.write_text(EXPERIMENT)
+    by_file = bench_cli("run", "--experiment", str(path))
+    assert by_file.returncode == 0, by_file.stderr
+    out = tmp_path / "results"                       # out is relative to the file
+    first = records(out)
+    assert len(first) == 4 and all(r["protocol"]["exclude_seen"] and r["protocol"]["max_len"] == 20 for r in first)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    stored = out / f"experiments/paper-{sha[:12]}.toml"
+    assert stored.read_bytes() == path.read_bytes()
+    assert all(r["experiment"] == {"file": str(stored.relative_to(out)), "sha256": sha, "name": "paper"}
+               for r in first)
+    # the same grid by flags, in a fresh folder: the same run ids
+    flags_out = tmp_path / "by_flags"
+    by_flags = bench_cli(*FLAGS, "--out", str(flags_out))
+    assert by_flags.returncode == 0, by_flags.stderr
+    assert sorted(r["run_id"] for r in records(flags_out)) == sorted(r["run_id"] for r in first)
+    # and in the experiment's folder, every run is found finished
+    again = bench_cli(*FLAGS, "--out", str(out))
+    assert again.returncode == 0 and "4 of 4 runs were already finished" in again.stdout, again.stdout
+    assert len(records(out)) == 4
+
+
+@pytest.mark.parametrize("body, says", [
+    ('models = "sasrec"\ndataset = "synthetic"\nseed = 3\n', "unknown key seed"),
+    ('models = "sasrec"\n', "give 'dataset'"),
+    ('dataset = "synthetic"\ndatasets = ["toys"]\n', "give 'dataset'"),
+    ('dataset = "synthetic"\nseeds = "three"\n', "'seeds' must be"),
+    ('dataset = "synthetic"\nexclude_seen = "yes"\n', "'exclude_seen' must be true or false"),
+    ('dataset = "synthetic"\n[set.sasrec]\nhiden = 3\n', "unknown field 'sasrec.hiden'"),
+    ('dataset = "synthetic"\nmodels = "sasrec"\n[set]\nsasrec = 3\n', "'set' must be tables"),
+    ('dataset = "synthetic"\nmodels = [\n', "is not valid TOML"),
+])
+def test_a_bad_experiment_file_is_one_line_and_creates_nothing(tmp_path, body, says):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    proc = bench_cli("run", "--experiment", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_grid_flags_beside_an_experiment_are_refused(tmp_path):
+    path = tmp_path / "paper.toml"
+    path.write_text(EXPERIMENT)
+    proc = bench_cli("run", "--experiment", str(path), "--seeds", "3", "--dataset", "toys")
+    assert proc.returncode == 2 and "--dataset, --seeds cannot be given with --experiment" in proc.stderr
+    dry = bench_cli("run", "--experiment", str(path), "--dry-run")
+    assert dry.returncode == 0 and "plan: 4 runs (4 new" in dry.stdout, dry.stdout + dry.stderr
+    assert not (tmp_path / "results").exists()
+    missing = bench_cli("run", "--models", "pop")
+    assert missing.returncode == 2 and "needs --dataset" in missing.stderr
