@@ -53,7 +53,21 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     stdout_console().print(table)
 
 
-def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir):
+def show_grid_plan(plan, workers: int, dry_run: bool) -> None:
+    """The plan table of a grid study: each point x seed, finished, resumable or new, with estimates."""
+    from bench.cli.commands import show_plan
+    from bench.runs.run import RunRequest
+    from studies.grid import label
+
+    t = plan.target
+    requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol,
+                           overrides=t.overrides(p), device=t.device, data_dir=t.data_dir)
+                for p in plan.points for s in plan.seeds]
+    show_plan(requests, workers, dry_run, labels=[label(p) for p in plan.points for _ in plan.seeds])
+
+
+def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir,
+                   dry_run=False):
     """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
     from bench.cli.options import parse_seeds
     from studies import ablation, grid as grids, runner
@@ -64,6 +78,9 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
     study = ablation.find(name, model, ablation.parse_grid(grid))
     target = _target(study.model, dataset, out, sets, epochs, device, data_dir)
     plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
+    show_grid_plan(plan, workers, dry_run)
+    if dry_run:
+        return
     url = _storage(storage, out, plan.study_id)
     header, rows = grids.table_rows(plan, runner.run_study(plan, url, workers))
     _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
@@ -122,6 +139,8 @@ def register(app: typer.Typer) -> None:
         out: Out = Path("runs"),
         device: Device = "auto",
         data_dir: DataDir = None,
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="Print the plan (each point x seed: state and time estimate) and exit.")] = False,
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
         ablate_command(
@@ -137,6 +156,7 @@ def register(app: typer.Typer) -> None:
             out=out,
             device=device,
             data_dir=data_dir,
+            dry_run=dry_run,
         )
 
     @app.command()

@@ -63,3 +63,13 @@ def test_grid_progress_counts_runs_and_keeps_a_summary_line_per_run(tmp_path):
     assert len(summary) == 1 and "valid NDCG@10" in summary[0] and "best epoch" in summary[0], err
     again = bench_cli(*args)
     assert again.returncode == 0 and "run 1 of 2" not in again.stderr, again.stderr    # all finished
+
+
+def test_ablate_dry_run_prints_each_point_and_seed_and_trains_nothing(tmp_path):
+    proc = bench_cli("ablate", "offset_noise", "--dataset", "synthetic", "--grid", "offset_noise=0.0,0.1",
+                     "--grid", "offset_kind=per_example", "--seeds", "2", "--set", "diffurecsys.hidden=16",
+                     "--set", "diffurecsys.blocks=1", "--dry-run", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "plan: 4 runs (4 new, 0 resumable, 0 finished)" in proc.stdout and "total up to" in proc.stdout
+    assert proc.stdout.count("offset_noise=0.1") == 2 and "point" in proc.stdout
+    assert not (tmp_path / "out").exists()

@@ -199,22 +199,40 @@ def perf(models, dataset, device, precision, json_path, train_steps, warmup, eva
 
 
 def list_models(name):
-    """`bench list models`: list registered models with their config fields and defaults."""
+    """`bench models`: one line per registered model; `bench models NAME[,NAME]`: every field of those
+    models with its default, its dataset presets and what it means."""
     from bench import registry
-    from bench.registry import contract
 
-    for name in registry.parse_models(name) if name else registry.names():
-        cls = registry.model_class(name)
-        doc = (sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0]
-        table = Table(title=f"{name}: {doc}", title_justify="left")
-        for col in ("section", "field", "type", "default"):
+    if not name:
+        table = Table(title="registered models; bench models NAME: every field, its default and meaning",
+                      title_justify="left")
+        for col in ("name", "model", "paper", "what it is", "presets"):
             table.add_column(col)
-        for row in registry.describe(name):
-            table.add_row(*row)
+        for n in registry.display_order(registry.names()):
+            a = registry.about(n)
+            table.add_row(a.name, a.display, a.paper, a.summary, ", ".join(a.presets) or "-")
         console.print(table)
-        for dataset, values in contract.dataset_presets(cls).items():
-            settings = ", ".join(f"{k}={v}" for k, v in values.items())
-            console.print(f"  on {dataset}: {settings} (a --set wins over these)")
+        return
+    for n in registry.parse_models(name):
+        console.print(model_fields_table(n))
+
+
+def model_fields_table(name: str) -> Table:
+    """`bench models NAME`: section, field, type, default, a column per dataset preset, meaning."""
+    from bench import registry
+
+    a = registry.about(name)
+    datasets = {d: registry.presets(name, d) for d in a.presets}
+    caption = (f"on DATASET: {a.display}'s preset there, chosen on its validation split; it replaces the "
+               "default on that dataset, and a --set wins over both") if datasets else None
+    table = Table(title=f"{a.display} ({name}): {a.paper}; {a.summary}", title_justify="left",
+                  caption=caption, caption_justify="left")
+    for col in ("section", "field", "type", "default", *(f"on {d}" for d in datasets), "description"):
+        table.add_column(col, overflow="fold", max_width=28 if col == "type" else None)
+    for f in registry.describe(name):
+        table.add_row(f.section, f.name, f.type, f.default, *(v.get(f.name, "") for v in datasets.values()),
+                      f.description)
+    return table
 
 
 def data_list(data_dir):
@@ -296,11 +314,14 @@ def recommend(out, run_dir, run_id, runs, users, k, exclude_seen, device, data_d
                   f"{record['dataset']} seed {record['seed']} (run {record['run_id']})")
 
 
-def show_plan(requests, jobs: int, dry_run: bool) -> list:
-    """The plan table, on stderr (stdout keeps the results table); printed before any grid with work left."""
+def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = None) -> list:
+    """The plan table, on stderr (stdout keeps the results table); printed before any grid with work left.
+    labels: a first column naming each run (a study's point)."""
     from bench.runs import plan
 
     rows = plan.plan(requests)
+    for row, text in zip(rows, labels or []):
+        row.label = text
     if not dry_run and all(r.state == "finished" for r in rows):
         return rows
     table, hints = plan.table(rows, jobs, os.cpu_count() or 1)

@@ -41,6 +41,7 @@ class PlanRow:
     seconds: float = 0.0            # what is left of the run, estimated
     upper: bool = False             # the estimate runs the whole budget: an upper bound
     source: str = ""
+    label: str = ""                 # a study's point, shown first when given
 
 
 def run_folder(out: Path, req: RunRequest, ds_name: str, rid: str) -> Path:
@@ -170,12 +171,15 @@ def table(rows: list[PlanRow], jobs: int, cores: int):
                       + (f" with --jobs {jobs}" if jobs > 1 else "")
                       + ("; 'up to': the whole epoch budget, early stopping usually ends sooner" if upper else ""),
               caption_justify="left")
+    labelled = any(r.label for r in rows)
+    if labelled:
+        t.add_column("point")
     for col in ("model", "seed", "run id", "state", "epochs", "s / epoch", "estimate", "from"):
         t.add_column(col, justify="left" if col in ("model", "state", "from", "run id") else "right")
     for r in rows:
         epochs = (f"{r.epoch}" if r.state == "finished" else
                   f"{r.epoch} -> {'<=' if r.upper else '~'}{min(r.expected, r.budget):.0f} of {r.budget}")
-        t.add_row(r.model, str(r.seed), r.run_id[:8], r.state, epochs,
+        t.add_row(*([r.label] if labelled else []), r.model, str(r.seed), r.run_id[:8], r.state, epochs,
                   "-" if r.state == "finished" or math.isnan(r.epoch_s) else f"{r.epoch_s:.1f}",
                   "-" if r.state == "finished" else ("<= " if r.upper else "") + duration(r.seconds), r.source)
     hints = []
