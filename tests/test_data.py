@@ -152,14 +152,28 @@ def test_fetch_rejects_a_tampered_file_and_keeps_nothing(http_mirror, tmp_path):
     dest = tmp_path / "cache"
     with pytest.raises(BenchError, match="SHA-256 mismatch"):
         fetch.fetch("beauty", dest, base_url=url)
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()                # nothing kept, not even the folder it made
 
 
 def test_fetch_file_url_and_unreachable(tmp_path):
     dest = tmp_path / "cache"
-    with pytest.raises(BenchError, match="cannot download"):
+    with pytest.raises(BenchError, match="cannot download") as e:
         fetch.fetch("ml-1m", dest, base_url=(tmp_path / "nowhere").as_uri())
-    assert list(dest.iterdir()) == []
+    assert not dest.exists()
+    # it says where the file can go instead
+    assert f"put ml-1m.pkl" in str(e.value) and str(dest) in str(e.value) and "BENCH_DATA_DIR" in str(e.value)
+    (dest / "keep").mkdir(parents=True)     # a folder that was there stays
+    with pytest.raises(BenchError):
+        fetch.fetch("ml-1m", dest, base_url=(tmp_path / "nowhere").as_uri())
+    assert (dest / "keep").is_dir()
+
+
+def test_data_list_points_to_bench_data_fetch(tmp_path):
+    from tests.conftest import bench_cli
+    proc = bench_cli("data", "list", "--data-dir", str(tmp_path / "none"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"bench data fetch beauty --data-dir {tmp_path / 'none'}" in proc.stdout.replace("\n", "")
+    assert not (tmp_path / "none").exists()
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):

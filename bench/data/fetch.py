@@ -90,8 +90,16 @@ def fetch(name: str, directory: Path, base_url: str | None = None, timeout: floa
         if h.hexdigest() != SHA256[name]:
             raise BenchError(f"{url}: SHA-256 mismatch (got {h.hexdigest()[:12]}..., "
                              f"expected {SHA256[name][:12]}...); file discarded")
+    made = [p for p in (directory, *directory.parents) if not p.exists()]
     try:
         atomic_write(target, download, suffix=".part")
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise BenchError(f"cannot download {url}: {getattr(e, 'reason', e)}") from None
+    except (urllib.error.URLError, OSError, ValueError, BenchError) as e:
+        for folder in made:                     # a failed download leaves no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        why = e if isinstance(e, BenchError) else f"cannot download {url}: {getattr(e, 'reason', e)}"
+        raise BenchError(f"{why}; or put {name}.pkl (SHA-256 {SHA256[name][:12]}...) in {directory} yourself, "
+                         "or point --data-dir or BENCH_DATA_DIR at a folder that holds it") from None
     return target
