@@ -51,6 +51,8 @@ class ACVAEConfig(SVAEConfig):
 
 
 class ACVAE(SVAE):
+    paper = "Xie, Liu, Zhang, Zhao, WWW 2021"
+    summary = "SVAE + causal convolution, adversarial KL (critic) and a contrastive InfoNCE term"
     Config = ACVAEConfig
     train_defaults = TrainConfig(epochs=100, batch_size=128, lr=1e-3, eval_every=2, patience=3)
     train_format = "sequence"

@@ -39,6 +39,8 @@ class BERT4RecConfig:
 
 
 class BERT4Rec(nn.Module):
+    paper = "Sun et al., CIKM 2019"
+    summary = "bidirectional Transformer trained as a cloze (masked-item) task"
     Config = BERT4RecConfig
     # chosen on Beauty validation NDCG@10 (seed 0): 3.34 at epoch 35 against 3.27 at epoch 25
     # for dropout 0.2, mask_prob 0.2, mask_last 0.1; both flatten or fall after their peak

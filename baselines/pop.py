@@ -15,6 +15,8 @@ class PopConfig:
 
 
 class MostPop(nn.Module):
+    paper = "-"
+    summary = "items ranked by their count in the training sequences; the sanity floor"
     Config = PopConfig
     train_defaults = TrainConfig(epochs=0)
     train_format = "sequence"

@@ -52,6 +52,8 @@ class SASRecConfig:
 
 
 class SASRec(nn.Module):
+    paper = "Kang & McAuley, ICDM 2018"
+    summary = "causal self-attention over the history, trained on every position (full-softmax CE)"
     Config = SASRecConfig
     # random batches (length_buckets=0): length-sorted batches learn more slowly under Adam (RESULTS.md);
     # the published runs peak at epochs 105-140 on a flat plateau, so patience is 10 evaluations of 5 epochs

@@ -51,6 +51,8 @@ def align_left(seq: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class SVAE(nn.Module):
+    paper = "Sachdeva, Manco, Ritacco, Pudi, WSDM 2019"
+    summary = "GRU encoder, a Gaussian latent per step, multinomial decoder of the next items"
     Config = SVAEConfig
     # chosen on Beauty validation NDCG@10 (seed 0): 2.35 at epoch 20 and still rising, against 2.07
     # (best at 14) for embed = rnn_hidden = hidden = 64 with lr 2e-3

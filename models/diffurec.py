@@ -70,6 +70,8 @@ class DiffuRecSysConfig(DiffuRecConfig):
 
 
 class DiffuRec(nn.Module):
+    paper = "Li, Sun, Li, ACM TOIS 2023"
+    summary = "diffusion over the target item's embedding; self-attention Transformer Approximator"
     Config = DiffuRecConfig
     train_defaults = TrainConfig(epochs=200, batch_size=512, lr=1e-3, eval_every=2, patience=5, eval_batch_size=512)
     # synthetic: the quick look, small and with 4 reverse steps so that it takes seconds
@@ -194,6 +196,8 @@ class DiffuRec(nn.Module):
 
 
 class DiffuRecSys(DiffuRec):
+    paper = "Zolghadr, Winther, Jeha, ROEGEN@RecSys 2024"
+    summary = "DiffuRec + cross-attention Approximator (cross, then self-attention) + offset noise"
     Config = DiffuRecSysConfig
 
 

@@ -96,8 +96,28 @@ def mean_std(values: list[float]) -> str:
     return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
+def beats(top: list[float], other: list[float]) -> bool:
+    """`top` above `other` beyond the spread over seeds: mean - std above the other's mean + std.
+    A single seed has no spread: it never beats anything, and is beaten as a point."""
+    if len(top) < 2:
+        return False
+    other_std = statistics.stdev(other) if len(other) > 1 else 0.0
+    return statistics.mean(top) - statistics.stdev(top) > statistics.mean(other) + other_std
+
+
+def best_point(scores: dict[str, list[float]]) -> str | None:
+    """The point with the highest mean validation score, if it beats every other point beyond the
+    seed spread; else None (also with fewer than two points)."""
+    if len(scores) < 2:
+        return None
+    top = max(scores, key=lambda lab: statistics.mean(scores[lab]))
+    return top if all(beats(scores[top], v) for lab, v in scores.items() if lab != top) else None
+
+
 def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[list[str]]]:
-    """Point -> mean ± std over seeds (percent); the best point on validation NDCG@10 is marked.
+    """Point -> mean ± std over seeds (percent); "* " marks the best point on validation NDCG@10
+    when it beats every other beyond the seed spread (see `beats`). A last row notes the points
+    run with one seed, which have no spread.
 
     Read from the trials' user attributes, so every worker of a shared study prints the same table.
     """
@@ -109,9 +129,8 @@ def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[lis
         elif t.state == TrialState.FAIL and t.user_attrs.get("error"):
             errors[t.params.get("point")] = f"seed {t.params.get('seed')}: {t.user_attrs['error']}"
     header = ["point", "seeds", *(f"{split} {metric}" for split, metric in TABLE_METRICS), "train s"]
-    scored = [(statistics.mean(r["valid"][SELECT_METRIC] for r in by_point[lab]), lab)
-              for lab in plan.labels if lab in by_point]
-    best = max(scored)[1] if scored else None
+    best = best_point({lab: [r["valid"][SELECT_METRIC] for r in by_point[lab]]
+                       for lab in plan.labels if lab in by_point})
     rows = []
     for lab in plan.labels:
         rs = by_point.get(lab, [])
@@ -124,4 +143,9 @@ def table_rows(plan: GridPlan, study: optuna.Study) -> tuple[list[str], list[lis
         diverged = [r for r in rs if r.get("diverged")]
         mark = f" (diverged: {len(diverged)} of {len(rs)} seeds, loss exploded)" if diverged else ""
         rows.append([("* " if lab == best else "") + lab + mark, str(len(rs)), *cells, f"{train:.0f}"])
+    single = [lab for lab in plan.labels if len(by_point.get(lab, [])) == 1]
+    if single:
+        note = ("n = 1 seed: no spread, no best mark" if len(single) == len(by_point)
+                else f"n = 1 seed for {len(single)} points: never best")
+        rows.append([note, *[""] * (len(header) - 1)])
     return header, rows

@@ -111,15 +111,22 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     console.print(f"results: {out / 'results.jsonl'}")
 
 
-def results(out):
-    """`bench results`: show mean +- std over seeds of every run stored in a results folder."""
+def results(out, studies=False):
+    """`bench results`: show mean +- std over seeds of every run stored in a results folder; study
+    runs (`bench ablate`, `bench tune`) only with `studies`."""
     from bench.runs import results as store
-    from bench.runs.summary import render, summarize
+    from bench.runs.summary import main_runs, render, summarize
 
-    records = list(store.latest_by_run(store.read(out)).values())
-    if not records:
+    stored = store.read(out)
+    if not stored:
         raise BenchError(f"no results in {out / store.RESULTS}")
-    console.print(render(summarize(records)))
+    records, left_out = main_runs(stored, studies)
+    if records:
+        console.print(render(summarize(records)))
+    if left_out:
+        console.print(f"{left_out} study run{'s' * (left_out != 1)} (bench ablate, bench tune) left out"
+                      f"{'' if records else f' of {out / store.RESULTS}: it holds no others'}; "
+                      "--studies includes them")
 
 
 def status(out):

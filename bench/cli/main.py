@@ -79,9 +79,11 @@ def run(
 @app.command()
 def results(
     out: Annotated[Path, typer.Argument(help="A folder holding results.jsonl.")] = Path("runs"),
+    studies: Annotated[bool, typer.Option(
+        "--studies", help="Include the runs of studies (bench ablate, bench tune), left out by default.")] = False,
 ):
-    """Show mean +- std over seeds of every run stored in a results folder."""
-    commands.results(out=out)
+    """Show mean +- std over seeds of every run stored in a results folder (study runs with --studies)."""
+    commands.results(out=out, studies=studies)
 
 
 @app.command()
@@ -189,9 +191,11 @@ def recommend(
 
 @app.command("models")
 def list_models(
-    name: Annotated[Optional[str], typer.Argument(help="One model (default: every registered model).")] = None,
+    name: Annotated[Optional[str], typer.Argument(
+        help="Models, comma-separated, or 'all': every field of each (default: one line per model).")] = None,
 ):
-    """List registered models with their config fields and defaults."""
+    """One line per registered model (paper, what it is, dataset presets); with NAME, every config
+    field of those models with its default, its dataset presets and what it means."""
     commands.list_models(name=name)
 
 

@@ -5,15 +5,19 @@ name has no side effects. A model class carries `Config` (its frozen
 dataclass), `train_defaults` (a TrainConfig) and `train_format`, and may carry
 `dataset_presets`: {dataset name: {field: raw value}}, settings that replace the
 defaults on one named dataset (chosen there on validation). `--set` wins over both.
+A model class may also carry `paper` and `summary` (one line each) for `bench models`, and each
+config field has a one-line meaning in bench.registry.fields.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from bench.registry import contract
+from bench.registry import contract, fields as field_docs
 from bench.errors import BenchError
 from bench.registry.overrides import apply_overrides
 from bench.train.config import TrainConfig
@@ -85,11 +89,63 @@ def resolve(name: str, overrides: dict[str, dict[str, str]] | None = None,
     return ModelSpec(name, cls, config, train)
 
 
-def describe(name: str) -> list[tuple[str, str, str, str]]:
-    """(section, field, type, default) rows for `bench models`."""
+def display(name: str) -> str:
+    """The model's one display name (the registry name for a model not in DISPLAY)."""
+    return DISPLAY.get(name, name)
+
+
+def display_order(models) -> list[str]:
+    """`models` in DISPLAY order, unknown names after them, sorted."""
+    models = set(models)
+    return [m for m in DISPLAY if m in models] + sorted(models - set(DISPLAY))
+
+
+def rank(name: str) -> int:
+    """A model's place in DISPLAY order (every unknown name after the known ones)."""
+    order = list(DISPLAY)
+    return order.index(name) if name in order else len(order)
+
+
+@dataclass(frozen=True)
+class About:
+    name: str
+    display: str
+    paper: str
+    summary: str
+    presets: tuple[str, ...]    # datasets with a preset
+
+
+def about(name: str) -> About:
+    """One row of `bench models`: the model's names, paper, what it is, and its preset datasets."""
+    cls = model_class(name)
+    doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or name).strip().splitlines()[0]
+    return About(name, display(name), getattr(cls, "paper", ""), getattr(cls, "summary", doc),
+                 tuple(contract.dataset_presets(cls)))
+
+
+@dataclass(frozen=True)
+class Field:
+    section: str        # "model" (the model's Config) or "train" (its TrainConfig)
+    name: str
+    type: str
+    default: str
+    description: str
+
+
+def type_name(hint) -> str:
+    """'int', or the choices of a Literal as 'a | b | c'."""
+    if typing.get_origin(hint) is typing.Literal:
+        return " | ".join(str(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint))
+
+
+def describe(name: str) -> list[Field]:
+    """Every field of the model's config and training config, for `bench models NAME`."""
     cls = model_class(name)
     rows = []
     for section, obj in (("model", cls.Config()), ("train", cls.train_defaults)):
+        hints = typing.get_type_hints(type(obj))
         for f in dataclasses.fields(obj):
-            rows.append((section, f.name, getattr(f.type, "__name__", str(f.type)), repr(getattr(obj, f.name))))
+            rows.append(Field(section, f.name, type_name(hints.get(f.name, f.type)), repr(getattr(obj, f.name)),
+                              field_docs.description(name, section, f.name)))
     return rows
