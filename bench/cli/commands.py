@@ -250,10 +250,12 @@ def data_list(data_dir):
     table = Table(title=f"datasets in {directory}")
     for col in ("name", "present", "users", "items", "interactions", "avg length", "density"):
         table.add_column(col, justify="left" if col in ("name", "present") else "right")
+    missing = []
     for name in (*data.NAMED, *data.BUILTIN):
         path = directory / f"{name}.pkl"
         if name in data.NAMED and not path.exists():
             table.add_row(name, "no", *["-"] * 5)
+            missing.append(name)
             continue
         try:
             st = data.resolve(name, directory).stats()
@@ -264,6 +266,10 @@ def data_list(data_dir):
         table.add_row(name, "built in" if name in data.BUILTIN else "yes", f"{st['users']:,}", f"{st['items']:,}",
                       f"{st['interactions']:,}", f"{st['avg_length']:.2f}", f"{st['density']:.5f}")
     console.print(table)
+    if missing:
+        where = f" --data-dir {data_dir}" if data_dir else ""
+        console.print(f"missing: {', '.join(missing)}; get one with `bench data fetch {missing[0]}{where}`, or point "
+                      "--data-dir or BENCH_DATA_DIR at a folder that holds them")
 
 
 def data_fetch(name, data_dir, base_url):
