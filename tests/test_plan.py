@@ -73,3 +73,12 @@ def test_ablate_dry_run_prints_each_point_and_seed_and_trains_nothing(tmp_path):
     assert "plan: 4 runs (4 new, 0 resumable, 0 finished)" in proc.stdout and "total up to" in proc.stdout
     assert proc.stdout.count("offset_noise=0.1") == 2 and "point" in proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_epoch_estimate_fits_seconds_to_batch_sizes():
+    # seconds = 0.1 + 0.01 * cells, timed on three sizes; the epoch has ten batches of 100 and one of 400
+    assert plan.epoch_seconds([100, 200, 400], [1.1, 2.1, 4.1], [100] * 10 + [400]) == pytest.approx(15.1)
+    # one size only (random batches of one length): its mean for every batch
+    assert plan.epoch_seconds([300, 300], [2.0, 4.0], [300] * 5) == pytest.approx(15.0)
+    # noise that makes the slope negative: the mean per cell, scaled by each batch's cells
+    assert plan.epoch_seconds([100, 200], [2.0, 1.0], [150] * 4) == pytest.approx(6.0)

@@ -77,19 +77,25 @@ def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
     if optimizer is not None and spec.train.epochs > 0:
         fmt = model.train_format
         examples = batching.build_examples(fmt, ds.train, req.protocol.max_len)
-        stream = batching.epoch_batches(examples, fmt, spec.train.batch_size, torch.Generator().manual_seed(0),
-                                        spec.train.length_buckets)
+        real = (examples != 0).sum(1)
+        order = batching.batch_order(real, spec.train.batch_size, torch.Generator().manual_seed(0),
+                                     spec.train.length_buckets)
+        per_batch = (real - 1).clamp(min=0).sum().item() / max(len(order), 1)
+        # batches are cut to their longest row, so their cost follows their size: time batches
+        # from the smallest to the largest of the epoch and fit seconds = a + b * cells
+        cells = [len(idx) * int(real[idx].max()) for idx in order]
+        by_size = sorted(range(len(order)), key=cells.__getitem__)
+        picks = [by_size[round(q * (len(by_size) - 1) / max(TIMED_STEPS - 1, 1))] for q in range(TIMED_STEPS)]
         model.train()
-        seconds = []
-        for step in range(TIMED_STEPS + 1):                   # the first step warms up
-            batch = next(stream, None)
-            if batch is None:
-                break
+        sizes, seconds = [], []
+        for step, i in enumerate([picks[-1], *picks]):           # the first step (the largest) warms up
+            batch = batching.make_batch(examples, real, order[i], fmt, per_batch)
             t0 = time.perf_counter()
             train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
-            seconds.append(time.perf_counter() - t0)
-        per_step = statistics.fmean(seconds[1:] or seconds)
-        epoch_s = per_step * batching.n_batches(examples, spec.train.batch_size)
+            if step:
+                sizes.append(cells[i])
+                seconds.append(time.perf_counter() - t0)
+        epoch_s = epoch_seconds(sizes, seconds, cells)
     elif contract.fitted(model):
         model.fit(ds.train)
     split = eval_split(ds, "valid", req.protocol)
@@ -100,6 +106,18 @@ def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
         next(score_batches(contract.validation_scorer(model), split, spec.train.eval_batch_size, device,
                            ds.n_items))
     return epoch_s, (time.perf_counter() - t0) * n_batches
+
+
+def epoch_seconds(sizes: list[int], seconds: list[float], cells: list[int]) -> float:
+    """An epoch's seconds from timed batches: seconds = a + b * cells fitted on them (a, b >= 0),
+    summed over every batch of the epoch; one size alone scales the mean by each batch's cells."""
+    mean_size, mean_s = statistics.fmean(sizes), statistics.fmean(seconds)
+    spread = sum((s - mean_size) ** 2 for s in sizes)
+    b = sum((s - mean_size) * (t - mean_s) for s, t in zip(sizes, seconds)) / spread if spread else 0.0
+    if b <= 0:
+        return mean_s / mean_size * sum(cells) if spread else mean_s * len(cells)
+    a = max(0.0, mean_s - b * mean_size)
+    return a * len(cells) + b * sum(cells)
 
 
 def plan(requests: list[RunRequest]) -> list[PlanRow]:

@@ -72,20 +72,23 @@ def epoch_batches(examples: Tensor, fmt: str, batch_size: int, generator: torch.
     batches would weigh a target of a short sequence (in a batch with few
     targets) several times more than one of a long sequence.
     """
-    width = examples.shape[1]
     real = (examples != 0).sum(1)
     order = batch_order(real, batch_size, generator, bucket)
     per_batch = (real - 1).clamp(min=0).sum().item() / max(len(order), 1)    # mean targets per batch
     for idx in order:
-        longest = int(real[idx].max())
-        rows = examples[idx, width - longest:]
-        if fmt == "sequence":
-            history = rows[:, :-1]
-            target = torch.where(history != 0, rows[:, 1:], 0)
-            scale = int((target != 0).sum()) / per_batch if per_batch else 1.0
-            yield {"history": history, "target": target, "loss_scale": scale}
-        else:
-            yield {"history": rows[:, :-1], "target": rows[:, -1]}
+        yield make_batch(examples, real, idx, fmt, per_batch)
+
+
+def make_batch(examples: Tensor, real: Tensor, idx: Tensor, fmt: str, per_batch: float) -> dict:
+    """The batch of rows `idx`, cut to its longest real row (real: each row's count of items)."""
+    longest = int(real[idx].max())
+    rows = examples[idx, examples.shape[1] - longest:]
+    if fmt == "sequence":
+        history = rows[:, :-1]
+        target = torch.where(history != 0, rows[:, 1:], 0)
+        scale = int((target != 0).sum()) / per_batch if per_batch else 1.0
+        return {"history": history, "target": target, "loss_scale": scale}
+    return {"history": rows[:, :-1], "target": rows[:, -1]}
 
 
 def to_device(batch: dict, device) -> dict:
