@@ -9,6 +9,7 @@ import time
 from bench.errors import BenchError
 from bench.runs.locks import Busy
 from bench.runs.run import RunRequest, run_one
+from bench.train.progress import pct as progress_pct
 
 
 def duration(seconds: float) -> str:
@@ -34,7 +35,7 @@ class GridProgress:
         self.spent = self.planned = 0.0
         self.t0 = 0.0
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         if all(r.progress != "none" for r in self.requests):
             print(text, file=self.stream, flush=True)
 
@@ -55,23 +56,23 @@ class GridProgress:
         if i in self.known_done:
             return
         guess = f" (about {duration(self.estimates[i])})" if self.estimates and self.estimates[i] >= 1 else ""
-        self._say(f"run {i + 1} of {len(self.requests)}: {self.label(i)}{guess}")
+        self.say(f"run {i + 1} of {len(self.requests)}: {self.label(i)}{guess}")
 
     def finished(self, i: int, record: dict, seconds: float | None = None) -> None:
         self.done.add(i)
         n = len(self.requests)
         if record.get("skipped"):
-            self._say(f"[{len(self.done)}/{n}] {self.label(i)}: finished before, kept{self.left()}")
+            self.say(f"[{len(self.done)}/{n}] {self.label(i)}: finished before, kept{self.left()}")
             return
         took = seconds if seconds is not None else time.perf_counter() - self.t0
         if self.estimates and self.estimates[i] > 0:
             self.spent, self.planned = self.spent + took, self.planned + self.estimates[i]
-        pct = lambda m: f"{100 * m.get('ndcg@10', float('nan')):.2f} %"
+        pct = lambda m: progress_pct(m.get("ndcg@10", float("nan")))
         removed = record.get("test_seen", {}).get("removed")
         seen = f" (seen removed {pct(removed)})" if removed and not record.get("protocol", {}).get("exclude_seen") \
             else ""
         flag = f"; {record['diverged']}" if record.get("diverged") else ""
-        self._say(f"[{len(self.done)}/{n}] {self.label(i)}: valid NDCG@10 {pct(record['valid'])}, "
+        self.say(f"[{len(self.done)}/{n}] {self.label(i)}: valid NDCG@10 {pct(record['valid'])}, "
                   f"test {pct(record['test'])}{seen}, best epoch {record.get('best_epoch')} of "
                   f"{record.get('epochs_run')}, {duration(took)}{flag}{self.left()}")
 
@@ -96,7 +97,7 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
                 done[i] = run_one(r, wait=False)
                 progress.finished(i, done[i])
             except Busy:
-                progress._say(f"run {i + 1} of {len(requests)}: {progress.label(i)} is training in another "
+                progress.say(f"run {i + 1} of {len(requests)}: {progress.label(i)} is training in another "
                               "process; waiting for it at the end")
         for i, r in enumerate(requests):
             if i not in done:
@@ -115,7 +116,7 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
         progress.finished(i, record, None if record.get("skipped") else record.get("train_seconds", 0.0)
                           + record.get("eval_seconds", 0.0))
         records.append(record)
-    progress._say(f"{len(records)} runs in {duration(time.perf_counter() - t0)} with --jobs {jobs}")
+    progress.say(f"{len(records)} runs in {duration(time.perf_counter() - t0)} with --jobs {jobs}")
     return records
 
 
