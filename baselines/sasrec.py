@@ -38,7 +38,8 @@ class SASRecConfig:
     init: Literal["normal", "xavier"] = "xavier"      # xavier: the SASRec reference code's (models.layers.xavier_init)
     # 0: padding keys are masked. N > 0 (block="sasrec" only): as the SASRec code, which pads
     # every history to N positions and masks only future keys, queries also attend to the
-    # N - n_real padding positions (see models.layers.with_padding_slot); N is the max_len
+    # N - n_real padding positions (see models.layers.with_padding_slot). N is the code's max_len:
+    # unless set, the run's --max-len (SASRec.max_len_fields); 50 where no run gives one
     pad_slots: int = 50
 
     def validate(self):
@@ -64,6 +65,7 @@ class SASRec(nn.Module):
     dataset_presets = {"ml-1m": {"dropout": "0.2"},
                        "synthetic": {"hidden": "128", "dropout": "0.2", "lr": "3e-3", "epochs": "100", "patience": "3"}}
     train_format = "sequence"
+    max_len_fields = ("pad_slots",)
     # `bench tune sasrec`: a list is categorical, (low, high) uniform, (low, high, "log") log-uniform
     search_space = {
         "hidden": [32, 64, 128, 256],

@@ -183,3 +183,16 @@ def test_sasrec_padding_slots_equal_attending_every_padding_position():
     with pytest.raises(BenchError, match="pad_slots"):
         registry.resolve("sasrec", {"sasrec": {"block": "prenorm"}})        # pre-norm block with the slot: refused
     assert registry.resolve("sasrec", {"sasrec": {"block": "prenorm", "pad_slots": "0"}}).config.block == "prenorm"
+
+
+def test_sasrec_padding_slots_follow_the_runs_history_length_unless_set():
+    from bench.eval.protocol import Protocol
+    from bench.runs.identity import run_id
+
+    assert registry.resolve("sasrec", {}, "ml-1m", 200).config.pad_slots == 200
+    assert registry.resolve("sasrec", {"sasrec": {"pad_slots": "0"}}, "ml-1m", 200).config.pad_slots == 0
+    assert registry.resolve("sasrec", {}, "beauty").config.pad_slots == 50
+    # max_len 50 is the default run: the same config, so the same run id as before the rule
+    assert (run_id(registry.resolve("sasrec", {}, "beauty", 50), "fp", 0, Protocol())
+            == run_id(registry.resolve("sasrec", {}, "beauty"), "fp", 0, Protocol()))
+    assert registry.resolve("bert4rec", {}, "ml-1m", 200) == registry.resolve("bert4rec", {}, "ml-1m")

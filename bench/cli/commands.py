@@ -84,7 +84,7 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         saved.merge_into(overrides, names)          # --set and --epochs win over the file
     for dataset in datasets:
         for name in names:
-            registry.resolve(name, overrides, dataset)     # validate every override before any work
+            registry.resolve(name, overrides, dataset, max_len)     # validate every override before any work
     directory = str(data_dir) if data_dir else None
     for dataset in datasets:
         data.resolve(dataset, data_dir, fetch_missing=True)

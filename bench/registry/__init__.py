@@ -77,14 +77,16 @@ def presets(name: str, dataset: str | None) -> dict[str, str]:
 
 
 def resolve(name: str, overrides: dict[str, dict[str, str]] | None = None,
-            dataset: str | None = None) -> ModelSpec:
-    """The model's config and training config: defaults, then the dataset's preset, then `--set`.
+            dataset: str | None = None, max_len: int | None = None) -> ModelSpec:
+    """The model's config and training config: defaults, then the run's history length for the
+    fields that follow it (`max_len_fields`), then the dataset's preset, then `--set`.
 
     overrides: {model_name: {field: raw string}}; a field may belong to the
     model config or to the training config.
     """
     cls = model_class(name)
-    values = {**presets(name, dataset), **(overrides or {}).get(name, {})}
+    follow = {f: str(max_len) for f in contract.max_len_fields(cls)} if max_len is not None else {}
+    values = {**follow, **presets(name, dataset), **(overrides or {}).get(name, {})}
     config, train = apply_overrides(name, cls.Config(), cls.train_defaults, values)
     return ModelSpec(name, cls, config, train)
 

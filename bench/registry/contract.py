@@ -18,6 +18,7 @@ Optional, each read through one function below so no caller probes for attribute
     trajectory(history)       states of the reverse process, for the reporter's GIF
     eval_fields               config fields `bench eval` may change on a trained model
     dataset_presets           {dataset: {field: raw value}}, chosen on that dataset's validation split
+    max_len_fields            config fields whose default is the run's history length (`--max-len`)
     search_space              {field: spec} for `bench tune` (studies/spaces.py has the rest)
 
 Torch-free: the registry, the reports and `bench status` import it.
@@ -73,6 +74,10 @@ def eval_fields(cls: type) -> tuple[str, ...]:
 
 def dataset_presets(cls: type) -> dict[str, dict[str, str]]:
     return dict(getattr(cls, "dataset_presets", {}))
+
+
+def max_len_fields(cls: type) -> tuple[str, ...]:
+    return tuple(getattr(cls, "max_len_fields", ()))
 
 
 def search_space(cls: type) -> dict | None:

@@ -87,7 +87,7 @@ MODEL: dict[str, dict[str, str]] = {
                  "prenorm: nanoGPT's pre-norm block (GELU, 4x wide)",
         "init": "xavier: the SASRec code's Xavier-normal weights; normal: item table at N(0, hidden ** -0.5)",
         "pad_slots": "N > 0: queries also attend to N - n padding positions, as the SASRec code "
-                     "(block=sasrec only); 0 = padding masked",
+                     "(block=sasrec only); 0 = padding masked; unless set, the run's --max-len",
     },
     "bert4rec": {
         **_TRANSFORMER,

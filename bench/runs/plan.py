@@ -128,7 +128,7 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
     stores: dict[Path, dict[str, dict]] = {}
     for req in requests:
         out = Path(req.out)
-        spec = registry.resolve(req.model, req.overrides, req.dataset)
+        spec = registry.resolve(req.model, req.overrides, req.dataset, req.protocol.max_len)
         if (req.dataset, req.data_dir) not in fingerprints:
             fingerprints[(req.dataset, req.data_dir)] = dataset_fingerprint(req.dataset, req.data_dir)
         fp = fingerprints[(req.dataset, req.data_dir)]

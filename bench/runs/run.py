@@ -53,7 +53,7 @@ def run_one(req: RunRequest, wait: bool = True) -> dict:
     process is training is waited for (then returned as it stored it), or, without `wait`,
     raises Busy."""
     out = Path(req.out)
-    spec = registry.resolve(req.model, req.overrides, req.dataset)
+    spec = registry.resolve(req.model, req.overrides, req.dataset, req.protocol.max_len)
     fp = dataset_fingerprint(req.dataset, req.data_dir)
     rid = run_id(spec, fp, req.seed, req.protocol)
     if not req.force and (done := finished(out, rid)):
