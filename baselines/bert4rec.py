@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, padded_states
+from models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, packed_states
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
 
@@ -68,11 +68,12 @@ class BERT4Rec(nn.Module):
         """(N+1, D) output embeddings of padding and items 1..N ([MASK] is no candidate)."""
         return self.item.weight[:-1]
 
-    def encode(self, seq: Tensor) -> Tensor:
-        """(B, L) left-padded ids, [MASK] allowed -> (B, L, D); every position sees every real one."""
-        x, _ = padded_states(seq, self.item, self.pos, self.drop, self.blocks, False, self.cfg.max_positions,
-                             "bert4rec")
-        return self.norm(x)
+    def encode(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, L) left-padded ids, [MASK] allowed -> (M, D) normed states of the M real positions
+        (row-major) and the (B, L) bool of real positions; every position sees every real one."""
+        x, valid, _ = packed_states(seq, self.item, self.pos, self.drop, self.blocks, False,
+                                    self.cfg.max_positions, "bert4rec")
+        return self.norm(x), valid
 
     def cloze_mask(self, seq: Tensor) -> Tensor:
         """(B, L) bool: positions to hide, drawn from torch's global RNG; >= 1 per row."""
@@ -91,11 +92,12 @@ class BERT4Rec(nn.Module):
         # the whole training window: history, then the last target of each row
         seq = torch.cat([batch["history"], batch["target"][:, -1:]], 1)  # (B, L+1)
         masked = self.cloze_mask(seq)
-        states = self.encode(seq.masked_fill(masked, self.mask_id))     # (B, L+1, D)
-        return full_softmax_ce(states[masked], self.catalogue, seq[masked])
+        states, valid = self.encode(seq.masked_fill(masked, self.mask_id))   # (M, D), (B, L+1)
+        return full_softmax_ce(states[masked[valid]], self.catalogue, seq[masked])    # both row-major
 
     def score(self, batch: dict[str, Tensor]) -> Tensor:
         history = batch["history"]                                    # (B, L), left-padded
         query = torch.full_like(history[:, :1], self.mask_id)
-        last = self.encode(torch.cat([history, query], 1))[:, -1]     # (B, D), the [MASK] output
+        states, valid = self.encode(torch.cat([history, query], 1))
+        last = states[valid.sum(1).cumsum(0) - 1]                     # (B, D): each row's last real, the [MASK]
         return catalogue_scores(last, self.catalogue)                 # (B, N+1)

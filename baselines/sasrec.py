@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
-                           padded_states, padding_slot_mask, reversed_positions, xavier_init)
+                           packed_states, padding_slot_mask, reversed_positions, xavier_init)
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
 
@@ -99,9 +99,9 @@ class SASRec(nn.Module):
         if history.shape[1] > self.cfg.max_positions:
             raise BenchError(f"history length {history.shape[1]} exceeds sasrec.max_positions {self.cfg.max_positions}")
         if self.cfg.block == "prenorm":
-            x, valid = padded_states(history, self.item, self.pos, self.drop, self.blocks, True,
-                                     self.cfg.max_positions, "sasrec")
-            return self.norm(x[valid]), valid
+            x, valid, _ = packed_states(history, self.item, self.pos, self.drop, self.blocks, True,
+                                        self.cfg.max_positions, "sasrec")
+            return self.norm(x), valid
         valid = history != 0                                          # (B, L)
         mask = attention_mask(valid, causal=True)                     # (B, 1, L, L)
         real = valid.nonzero(as_tuple=True)

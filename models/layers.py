@@ -32,20 +32,25 @@ def attention_mask(valid: Tensor, causal: bool) -> Tensor:
 
 
 
-def padded_states(seq: Tensor, item: nn.Embedding, pos: nn.Embedding, drop: nn.Module, blocks: nn.ModuleList,
-                  causal: bool, max_positions: int, name: str) -> tuple[Tensor, Tensor]:
-    """The Transformer encoder SASRec (pre-norm block) and BERT4Rec share: (B, L) left-padded
-    ids -> (B, L, D) states before the final norm, padding rows zero, and the (B, L) bool of
-    real positions. Items are scaled by sqrt(D), positions counted from the most recent item."""
+def packed_states(seq: Tensor, item: nn.Embedding, pos: nn.Embedding, drop: nn.Module, blocks: nn.ModuleList,
+                  causal: bool, max_positions: int, name: str) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+    """The pre-norm Transformer encoder of SASRec (block=prenorm) and BERT4Rec: (B, L) left-padded
+    ids -> (M, D) states of the M real positions before the final norm, in row-major order, the
+    (B, L) bool of real positions and their (row, column) indices. Every per-position layer runs on
+    the real positions only (attention sees them scattered into (B, L)): on short-history data most
+    of a random batch is padding. Items are scaled by sqrt(D), positions counted from the most
+    recent item."""
     if seq.shape[1] > max_positions:
         raise BenchError(f"sequence length {seq.shape[1]} exceeds {name}.max_positions {max_positions}")
     valid = seq != 0                                              # (B, L)
-    x = item(seq) * math.sqrt(item.embedding_dim) + pos(reversed_positions(seq))
-    x = drop(x) * valid[..., None]
+    real = valid.nonzero(as_tuple=True)
+    x = item(seq[real]) * math.sqrt(item.embedding_dim) + pos(reversed_positions(seq)[real])
+    x = drop(x)                                                   # (M, D)
     mask = attention_mask(valid, causal=causal)                   # (B, 1, L, L)
     for block in blocks:
-        x = block(x, mask) * valid[..., None]
-    return x, valid
+        x = block.packed(x, mask, real, seq.shape)
+    return x, valid, real
+
 
 def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reduction: str = "mean",
                     label_smoothing: float = 0.0) -> Tensor:
@@ -176,6 +181,13 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask))
+        return x + self.mlp(self.ln2(x))
+
+    def packed(self, x: Tensor, mask: Tensor, real: tuple[Tensor, Tensor], shape: torch.Size) -> Tensor:
+        """`forward` on x (M, D), the states of the real positions `real` of a (B, L) `shape`
+        (see SelfAttention.packed): the same outputs there, without the padding's work."""
+        h = self.ln1(x)
+        x = x + self.drop(self.attn.packed(h, h, real, shape, mask))
         return x + self.mlp(self.ln2(x))
 
 

@@ -34,9 +34,42 @@ def test_bert4rec_scores_with_mask_appended_after_history():
     hist = torch.tensor([[0, 5, 6, 7]])
     seq = torch.tensor([[0, 5, 6, 7, model.mask_id]])
     with torch.no_grad():
-        expected = model.encode(seq)[:, -1] @ model.item.weight[:-1].T
+        expected = model.encode(seq)[0][-1:] @ model.item.weight[:-1].T
         assert torch.allclose(model.score({"history": hist}), expected)
     assert model.score({"history": hist}).shape == (1, 31)
+
+
+def padded_prenorm_reference(model, seq, causal):
+    """The pre-norm encoder on the whole padded (B, L) batch, padding rows zeroed after each
+    layer: what models.layers.packed_states computes on the real positions only."""
+    import math
+    from models.layers import attention_mask, reversed_positions
+
+    valid = seq != 0
+    x = (model.item(seq) * math.sqrt(model.item.embedding_dim) + model.pos(reversed_positions(seq))) * valid[..., None]
+    mask = attention_mask(valid, causal=causal)
+    for block in model.blocks:
+        x = block(x, mask) * valid[..., None]
+    return model.norm(x)[valid]
+
+
+@pytest.mark.parametrize("name", ["bert4rec", "sasrec"])
+def test_packed_prenorm_encoder_equals_the_padded_one(name):
+    torch.manual_seed(0)
+    sets = {"hidden": "16", "heads": "2", "dropout": "0"}
+    if name == "sasrec":
+        sets.update(block="prenorm", pad_slots="0")
+    model = registry.resolve(name, {name: sets}).build(30).eval()
+    seq = torch.tensor([[0, 0, 0, 0, 0, 3, 4, 5], [0, 0, 1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0, 0, 7],
+                        [9, 8, 7, 6, 5, 4, 3, 2]])
+    with torch.no_grad():
+        states, valid = model.encode(seq)
+        assert torch.equal(valid, seq != 0)
+        assert torch.allclose(states, padded_prenorm_reference(model, seq, causal=name == "sasrec"), atol=1e-5)
+        if name == "bert4rec":           # the [MASK] output of each row, however much padding it has
+            scores = model.score({"history": seq})
+            one = torch.cat([model.score({"history": seq[i:i + 1, (seq[i] == 0).sum():]}) for i in range(len(seq))])
+            assert torch.allclose(scores, one, atol=1e-5)
 
 
 def test_bert4rec_loss_sees_the_last_training_item():
