@@ -80,3 +80,21 @@ def test_grid_flags_beside_an_experiment_are_refused(tmp_path):
     assert not (tmp_path / "results").exists()
     missing = bench_cli("run", "--models", "pop")
     assert missing.returncode == 2 and "needs --dataset" in missing.stderr
+
+
+@pytest.mark.parametrize("name", ["verdict", "ml-1m", "ml-1m-200"])
+def test_the_shipped_experiment_files_load_and_resolve(name):
+    from pathlib import Path
+
+    from bench import data, registry
+    from bench.runs import experiment
+
+    root = Path(__file__).resolve().parent.parent
+    e = experiment.load(root / "experiments" / f"{name}.toml")
+    assert e.exclude_seen and e.seeds == "3" and e.out.resolve().parent == root / "runs"
+    assert all(d in data.NAMED for d in e.datasets)
+    for d in e.datasets:
+        for m in registry.parse_models(e.models):
+            spec = registry.resolve(m, {}, d, e.max_len)
+            if m == "sasrec":
+                assert spec.config.pad_slots == e.max_len
