@@ -24,7 +24,7 @@ from torch import nn
 from bench.train import batching
 from bench.registry import contract
 from bench.atomic import atomic_write_text
-from bench.train.allocator import keep_freed_memory, release_freed_memory
+from bench.train.allocator import heap_limit, keep_freed_memory, release_freed_memory, release_if_above
 from bench.train.config import SELECT_METRIC, TrainConfig  # noqa: F401 - the loop's config, re-exported
 from bench.train.checkpoint import Damaged, atomic_torch_save, put_aside, try_load
 from bench.data import Dataset
@@ -261,6 +261,7 @@ class Trainer:
         self.progress.start_epoch(epoch, self.cfg.epochs, n, self.stop_by(epoch))
         self.epoch_lr = self.optimizer.param_groups[0]["lr"]          # the lr this epoch trains with
         total, t0 = 0.0, time.perf_counter()
+        limit = heap_limit() if self.device.type == "cpu" else 0
         for i, batch in enumerate(batching.epoch_batches(examples, fmt, self.cfg.batch_size, gen, self.cfg.length_buckets)):
             batch = batching.to_device(batch, self.device)
             batch["step"] = (epoch - 1) * n + i
@@ -269,6 +270,8 @@ class Trainer:
                 raise BenchError(f"loss became {value} at epoch {epoch}, batch {i}; "
                                  "try a lower learning rate or --set <model>.precision=fp32")
             total += value
+            if limit:
+                release_if_above(limit)                     # a fragmented heap must not outgrow the machine
             self.state.setdefault("first_loss", value)      # the first step's loss, before any update
             self.progress.advance(value)
         self.scheduler.step()
