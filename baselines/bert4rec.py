@@ -71,8 +71,8 @@ class BERT4Rec(nn.Module):
     def encode(self, seq: Tensor) -> tuple[Tensor, Tensor]:
         """(B, L) left-padded ids, [MASK] allowed -> (M, D) normed states of the M real positions
         (row-major) and the (B, L) bool of real positions; every position sees every real one."""
-        x, valid, _ = packed_states(seq, self.item, self.pos, self.drop, self.blocks, False,
-                                    self.cfg.max_positions, "bert4rec")
+        x, valid = packed_states(seq, self.item, self.pos, self.drop, self.blocks, False,
+                                 self.cfg.max_positions, "bert4rec")
         return self.norm(x), valid
 
     def cloze_mask(self, seq: Tensor) -> Tensor:

@@ -99,8 +99,8 @@ class SASRec(nn.Module):
         if history.shape[1] > self.cfg.max_positions:
             raise BenchError(f"history length {history.shape[1]} exceeds sasrec.max_positions {self.cfg.max_positions}")
         if self.cfg.block == "prenorm":
-            x, valid, _ = packed_states(history, self.item, self.pos, self.drop, self.blocks, True,
-                                        self.cfg.max_positions, "sasrec")
+            x, valid = packed_states(history, self.item, self.pos, self.drop, self.blocks, True,
+                                     self.cfg.max_positions, "sasrec")
             return self.norm(x), valid
         valid = history != 0                                          # (B, L)
         mask = attention_mask(valid, causal=True)                     # (B, 1, L, L)

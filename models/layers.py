@@ -33,10 +33,10 @@ def attention_mask(valid: Tensor, causal: bool) -> Tensor:
 
 
 def packed_states(seq: Tensor, item: nn.Embedding, pos: nn.Embedding, drop: nn.Module, blocks: nn.ModuleList,
-                  causal: bool, max_positions: int, name: str) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+                  causal: bool, max_positions: int, name: str) -> tuple[Tensor, Tensor]:
     """The pre-norm Transformer encoder of SASRec (block=prenorm) and BERT4Rec: (B, L) left-padded
-    ids -> (M, D) states of the M real positions before the final norm, in row-major order, the
-    (B, L) bool of real positions and their (row, column) indices. Every per-position layer runs on
+    ids -> (M, D) states of the M real positions before the final norm, in row-major order, and
+    the (B, L) bool of real positions. Every per-position layer runs on
     the real positions only (attention sees them scattered into (B, L)): on short-history data most
     of a random batch is padding. Items are scaled by sqrt(D), positions counted from the most
     recent item."""
@@ -49,7 +49,7 @@ def packed_states(seq: Tensor, item: nn.Embedding, pos: nn.Embedding, drop: nn.M
     mask = attention_mask(valid, causal=causal)                   # (B, 1, L, L)
     for block in blocks:
         x = block.packed(x, mask, real, seq.shape)
-    return x, valid, real
+    return x, valid
 
 
 def full_softmax_ce(states: Tensor, item_weight: Tensor, target: Tensor, reduction: str = "mean",
@@ -152,15 +152,16 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
 
-    def packed(self, xq: Tensor, xkv: Tensor, real: tuple[Tensor, Tensor], shape: torch.Size,
+    def packed(self, xq: Tensor, xkv: Tensor | None, real: tuple[Tensor, Tensor], shape: torch.Size,
                mask: Tensor) -> Tensor:
-        """Attention over real positions only: queries from xq, keys and values from xkv, both
+        """Attention over real positions only: queries from xq, keys and values from xkv (None: xq), both
         (M, D) at the positions `real` of a (B, L) batch. mask: bool (B, 1, L, L), padding keys
         masked, or a `padding_slot_mask` (B, 1, L, 1+L). Returns (M, D)."""
         (B, L), D = shape, xq.shape[-1]
         H, Dh = self.heads, D // self.heads
-        projected = torch.cat([F.linear(xq, self.qkv.weight[:D], self.qkv.bias[:D]),
-                               F.linear(xkv, self.qkv.weight[D:], self.qkv.bias[D:])], -1)     # (M, 3D)
+        projected = self.qkv(xq) if xkv is None else torch.cat(
+            [F.linear(xq, self.qkv.weight[:D], self.qkv.bias[:D]),
+             F.linear(xkv, self.qkv.weight[D:], self.qkv.bias[D:])], -1)                # (M, 3D)
         qkv = projected.new_zeros(B, L, 3 * D)
         qkv[real] = projected
         q, k, v = qkv.view(B, L, 3, H, Dh).permute(2, 0, 3, 1, 4)                   # 3 x (B, H, L, Dh)
@@ -187,7 +188,7 @@ class Block(nn.Module):
         """`forward` on x (M, D), the states of the real positions `real` of a (B, L) `shape`
         (see SelfAttention.packed): the same outputs there, without the padding's work."""
         h = self.ln1(x)
-        x = x + self.drop(self.attn.packed(h, h, real, shape, mask))
+        x = x + self.drop(self.attn.packed(h, None, real, shape, mask))
         return x + self.mlp(self.ln2(x))
 
 
