@@ -27,6 +27,24 @@ from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
 from models.timesteps import make_sampler
 
 
+SPLIT_GAIN = 2.0    # a batch is split by history length when that cuts its padded cells this much
+
+
+def length_groups(history: Tensor) -> list[tuple[Tensor, int]]:
+    """The rows of a left-padded (B, L) batch grouped by history length into power-of-two
+    classes (1, 2, 3-4, 5-8, ...), each with the width its group is cut to, when that cuts the
+    batch's padded cells by SPLIT_GAIN or more; else one group, the whole batch at width L.
+    Every row's output depends on that row alone, so a random batch of short and long histories
+    then costs about what a length-sorted batch does."""
+    B, L = history.shape
+    whole = [(torch.arange(B, device=history.device), L)]
+    lengths = (history != 0).sum(1).clamp(min=1)
+    classes = torch.ceil(torch.log2(lengths.float())).long()                      # (B,)
+    groups = [(rows, int(lengths[rows].max())) for c in classes.unique()
+              for rows in [(classes == c).nonzero()[:, 0]]]
+    return groups if B * L >= SPLIT_GAIN * sum(len(r) * w for r, w in groups) else whole
+
+
 @dataclass(frozen=True)
 class DiffuRecConfig:
     hidden: int = 128
@@ -113,6 +131,24 @@ class DiffuRec(nn.Module):
         valid = torch.ones_like(history, dtype=torch.bool) if self.cfg.padding_sink else history != 0
         return self.emb_norm(self.emb_drop(self.item(history))), valid                    # (B, L, D), (B, L)
 
+    def _encode(self, history: Tensor) -> list[tuple[Tensor, tuple[Tensor, Tensor]]]:
+        """Each length group's rows and embedded history (`length_groups`; none with a
+        `padding_sink`, whose every row is attended at its full width)."""
+        L = history.shape[1]
+        groups = [(torch.arange(len(history), device=history.device), L)] if self.cfg.padding_sink \
+            else length_groups(history)
+        return [(rows, self._history(history[rows, L - width:])) for rows, width in groups]
+
+    def _x0(self, encoded: list[tuple[Tensor, tuple[Tensor, Tensor]]], xt: Tensor, t_input: Tensor,
+            lam: Tensor) -> Tensor:
+        """The Approximator's x0 estimate (B, D), group by group, back in the batch's row order."""
+        if len(encoded) == 1:
+            (items, valid), = (h for _, h in encoded)
+            return self.approximator(items, valid, xt, t_input, lam)
+        out = [self.approximator(items, valid, xt[rows], t_input[rows], lam[rows]) for rows, (items, valid) in encoded]
+        order = torch.cat([rows for rows, _ in encoded])
+        return torch.cat(out)[torch.argsort(order)]
+
     def _lambda(self, batch: int, device, generator=None) -> Tensor:
         """(B, 1, D) lambda, one draw per example and dimension, shared over positions
         (so that the number of padding columns cannot change a draw)."""
@@ -135,11 +171,11 @@ class DiffuRec(nn.Module):
 
     # -- the contract ------------------------------------------------------
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        items, valid = self._history(batch["history"])
+        encoded = self._encode(batch["history"])
         x0 = self.item(batch["target"])                                            # (B, D)
         t, weights = self.sampler.sample(len(x0), x0.device)
         xt = self.schedule.add_noise(x0, self.forward_noise(x0.shape, x0.device), t)
-        x0_pred = self.approximator(items, valid, xt, self._time_input(t), self._lambda(len(x0), x0.device))
+        x0_pred = self._x0(encoded, xt, self._time_input(t), self._lambda(len(x0), x0.device))
         losses = full_softmax_ce(x0_pred, self.item.weight, batch["target"], reduction="none")  # (B,)
         self.sampler.update(t, losses.detach())
         return (losses * weights).mean()
@@ -149,7 +185,7 @@ class DiffuRec(nn.Module):
                 sched: NoiseSchedule | None = None) -> Tensor:
         """Run the reverse process (`sched`, default the scoring one); returns the final x0
         estimate (B, D). With `states`, x_T and the state after every step are appended to it."""
-        items, valid = self._history(history)
+        encoded = self._encode(history)
         sched = sched if sched is not None else self.reverse_schedule
         x = torch.randn(len(history), self.cfg.hidden, generator=generator, device=history.device)
         for i in reversed(range(sched.num_steps)):
@@ -157,7 +193,7 @@ class DiffuRec(nn.Module):
                 states.append(x)
             t_orig = sched.timestep_map[i].expand(len(history))
             lam = self._lambda(len(history), history.device, generator)
-            x0 = self.approximator(items, valid, x, self._time_input(t_orig), lam).float()
+            x0 = self._x0(encoded, x, self._time_input(t_orig), lam).float()
             x = sched.step(x0, x, i, generator, self.cfg.stochastic)
         if states is not None:
             states.append(x)

@@ -75,6 +75,45 @@ def test_padding_cannot_change_any_output(attention, cross_kind):
     assert torch.allclose(model.score({"history": HIST}), model.score({"history": other}), atol=1e-5)
 
 
+LONG = torch.tensor([[0, 0, 0, 0, 0, 0, 0, 3], [0, 0, 0, 0, 4, 5, 6, 7], [0, 0, 0, 0, 0, 0, 9, 8],
+                     [1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 2]])
+
+
+def test_length_groups_split_only_where_it_cuts_the_padding():
+    from models.diffurec import length_groups
+
+    groups = {width: rows.tolist() for rows, width in length_groups(LONG)}
+    assert groups == {1: [0, 4], 2: [2], 4: [1], 8: [3]}          # 16 cells of 40
+    sorted_batch = torch.tensor([[0, 5, 6, 7], [1, 2, 3, 4], [0, 0, 0, 9]])
+    (rows, width), = length_groups(sorted_batch)                   # 3 + 4 + 1 * 4 = 11 of 12 cells: kept
+    assert rows.tolist() == [0, 1, 2] and width == 4
+
+
+@pytest.mark.parametrize("attention,cross_kind", [("self", "softmax"), ("cross", "softmax"),
+                                                  ("cross+self", "softmax"), ("cross+self", "linear")])
+def test_a_batch_split_by_length_computes_what_the_whole_batch_does(monkeypatch, attention, cross_kind):
+    """Scores, loss and gradients of a batch run group by group equal those of the whole padded
+    batch (dropout off, so that the random draws agree)."""
+    from models import diffurec
+
+    def run(gain):
+        monkeypatch.setattr(diffurec, "SPLIT_GAIN", gain)
+        model = small(attention=attention, cross_kind=cross_kind, dropout=0.0, emb_dropout=0.0)
+        assert len(model._encode(LONG)) == (4 if gain == 0 else 1)
+        scores = model.score({"history": LONG})
+        torch.manual_seed(3)
+        loss = model.train().loss({"history": LONG, "target": torch.tensor([9, 10, 11, 12, 13])})
+        loss.backward()
+        return scores, loss, [q.grad for q in model.parameters()]
+
+    (s_whole, l_whole, g_whole), (s_split, l_split, g_split) = run(float("inf")), run(0.0)
+    assert torch.allclose(s_whole, s_split, atol=1e-5)
+    assert torch.allclose(l_whole, l_split, atol=1e-6)
+    assert sum(g is not None for g in g_whole) > 10
+    for a, b in zip(g_whole, g_split):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.parametrize("attention", ["self", "cross+self"])
 def test_padding_sink_attends_padding_wherever_the_batch_was_cut(attention):
     model = small(attention=attention, padding_sink=9)
