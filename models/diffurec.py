@@ -131,15 +131,16 @@ class DiffuRec(nn.Module):
         valid = torch.ones_like(history, dtype=torch.bool) if self.cfg.padding_sink else history != 0
         return self.emb_norm(self.emb_drop(self.item(history))), valid                    # (B, L, D), (B, L)
 
-    def _encode(self, history: Tensor) -> list[tuple[Tensor, tuple[Tensor, Tensor]]]:
-        """Each length group's rows and embedded history (`length_groups`; none with a
-        `padding_sink`, whose every row is attended at its full width)."""
+    def _encode(self, history: Tensor) -> list[tuple[Tensor | None, tuple[Tensor, Tensor]]]:
+        """Each length group's rows and embedded history (`length_groups`; one group, rows None,
+        for a batch not worth splitting or with a `padding_sink`, whose rows are attended at full width)."""
+        groups = [] if self.cfg.padding_sink else length_groups(history)
+        if len(groups) < 2:
+            return [(None, self._history(history))]
         L = history.shape[1]
-        groups = [(torch.arange(len(history), device=history.device), L)] if self.cfg.padding_sink \
-            else length_groups(history)
         return [(rows, self._history(history[rows, L - width:])) for rows, width in groups]
 
-    def _x0(self, encoded: list[tuple[Tensor, tuple[Tensor, Tensor]]], xt: Tensor, t_input: Tensor,
+    def _x0(self, encoded: list[tuple[Tensor | None, tuple[Tensor, Tensor]]], xt: Tensor, t_input: Tensor,
             lam: Tensor) -> Tensor:
         """The Approximator's x0 estimate (B, D), group by group, back in the batch's row order."""
         if len(encoded) == 1:
