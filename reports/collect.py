@@ -5,6 +5,7 @@ Nothing here imports training code: a report is built from files alone.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import statistics
 import warnings
@@ -19,6 +20,7 @@ from bench import registry
 from bench.runs import results as store
 from bench.train.config import SELECT_METRIC  # noqa: F401 - tables and figures take it from here
 from bench.errors import BenchError
+from bench.eval.metrics import metrics_from_ranks
 from bench.runs.fields import variant
 
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
@@ -37,12 +39,23 @@ def model_order(models) -> list[str]:
 
 
 def read_csv(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a numeric CSV file as float arrays."""
-    with open(path, newline="") as f:
+    """Columns of a numeric CSV file (gzipped when its name ends in .gz) as float arrays."""
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "rt", newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return {}
     return {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in rows[0]}
+
+
+def read_per_user(path: Path, record: dict) -> dict[str, np.ndarray]:
+    """A run's per-user test values: the file's columns, with every metric of the run's protocol
+    derived from the `rank` column where the file holds ranks only (`bench export`)."""
+    columns = read_csv(path)
+    if "rank" in columns:
+        ks = tuple(record.get("protocol", {}).get("ks") or (5, 10, 20))
+        columns = {**metrics_from_ranks(columns["rank"], ks), **columns}
+    return columns
 
 
 @dataclass
@@ -76,7 +89,7 @@ class Run:
 
     @cached_property
     def per_user(self) -> dict[str, np.ndarray]:
-        return read_csv(store.inside(self.root, self.record.get("per_user"), "per_user"))
+        return read_per_user(store.inside(self.root, self.record.get("per_user"), "per_user"), self.record)
 
     def inference_ms_per_user(self) -> float:
         """Test-pass milliseconds per user (older records: eval seconds after the last validation)."""
@@ -148,7 +161,7 @@ class Variant:
             source = seen_test(run, seen, evals)
             if source is None:
                 return None
-            values.append(read_csv(run.root / source[1])[metric])
+            values.append(read_per_user(run.root / source[1], run.record)[metric])
         return np.mean(values, axis=0)
 
     def mean_of(self, key: str) -> float:

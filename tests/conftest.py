@@ -31,3 +31,11 @@ def bench_cli(*args: str, cwd: Path | None = None, env: dict | None = None, time
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Small real runs on `synthetic` as studies leave them (tests/report_fixture.py), built once."""
+    from tests.report_fixture import build
+
+    return build(tmp_path_factory.mktemp("report"))

@@ -15,15 +15,10 @@ from scipy import stats
 from bench.errors import BenchError
 from reports.build import build_report
 from tests.conftest import ROOT, bench_cli
-from tests.report_fixture import build, records
+from tests.report_fixture import records
 
 NAMES = {"diffurecsys": "DiffuRecSys", "sasrec": "SASRec", "pop": "MostPop"}
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
-
-
-@pytest.fixture(scope="session")
-def runs(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="session")

@@ -146,6 +146,20 @@ def status(out):
     console.print(table)
 
 
+def export(sources, dest):
+    """`bench export`: copy finished runs without their checkpoints into `dest`."""
+    from bench.runs.export import export as copy_runs, folder_bytes
+
+    done = copy_runs([Path(s) for s in sources], output_dir(Path(dest), "--to"))
+    for why in done.skipped:
+        err_console.print(f"skipped {why}")
+    console.print(f"{len(done.added)} run{'s' * (len(done.added) != 1)} exported to {dest}, {done.present} "
+                  f"already there, {len(done.skipped)} skipped; {dest} holds {folder_bytes(Path(dest)) / 1e6:.1f} MB")
+    if done.skipped:
+        raise BenchError(f"{len(done.skipped)} run{'s' * (len(done.skipped) != 1)} could not be exported "
+                         "(listed above); the others were")
+
+
 def eval_runs(models, dataset, out, seed, run_id, sets, exclude_seen, split, device, data_dir):
     """`bench eval runs`: score finished runs again from their best checkpoint with evaluation-time settings"""
     from bench import data, registry

@@ -94,6 +94,16 @@ def status(
     commands.status(out=out)
 
 
+@app.command()
+def export(
+    sources: Annotated[List[Path], typer.Argument(help="Results folders to copy from (searched recursively).")],
+    dest: Annotated[Path, typer.Option("--to", help="The folder to copy into (created; added to if it exists).")],
+):
+    """Copy finished runs without their checkpoints (records, histories, per-user test ranks gzipped):
+    a folder `bench report` reads like the original, small enough to keep in git or share."""
+    commands.export(sources=sources, dest=dest)
+
+
 @app.command("eval")
 def eval_runs(
     models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")],

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from bench.data import Dataset
+from bench.eval.metrics import metrics_from_ranks as per_user_metrics
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,8 @@ def ranks_from_scores(scores: Tensor, target: Tensor, exclude: Tensor | None = N
 
 
 def metrics_from_ranks(ranks: Tensor, ks: tuple[int, ...]) -> dict[str, Tensor]:
-    """Per-user metrics (float64 tensors of shape (U,)) from 1-based ranks."""
-    r = ranks.double()
-    out = {}
-    for k in ks:
-        out[f"hr@{k}"] = (r <= k).double()
-    for k in ks:
-        out[f"ndcg@{k}"] = torch.where(r <= k, 1.0 / torch.log2(r + 1.0), torch.zeros_like(r))
-    out["mrr"] = 1.0 / r
-    return out
+    """Per-user metrics (float64 tensors of shape (U,)) from 1-based ranks (`bench.eval.metrics`)."""
+    return {name: torch.from_numpy(v) for name, v in per_user_metrics(ranks.cpu().numpy(), ks).items()}
 
 
 def mean_metrics(per_user: dict[str, Tensor]) -> dict[str, float]:
