@@ -7,7 +7,7 @@ import numpy as np
 
 from bench.runs import results as store
 from bench.runs.fields import differences
-from reports import published
+from reports import published, tuning
 from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
 from reports.settings import params_label, sort_key, study_variants
 from reports.stats import ALPHA, TESTS, holm, paired_p
@@ -136,19 +136,27 @@ def protocols(coll: Collection, dataset: str, test: str) -> Table:
         for seen, metric in SEEN_COLUMNS:
             vals = v.seen_values(seen, metric, coll.evals)
             cells.append(None if vals is None else Cell(*store.mean_std(vals)))
-        rows.append(Row([display(m), str(v.seeds), str(tried)], cells))
+        chosen_by = tuning.matching(v.record)
+        rows.append(Row([display(m), str(v.seeds), str(tried), chosen_by.label(v.record["dataset"]) if chosen_by
+                         else "-"], cells))
     rank_columns(rows)
     table = Table(f"protocols_{slug(dataset)}", f"{dataset}: test with seen items kept and removed (%)",
                   f"Test HR@10 / NDCG@10 (%) on {dataset}, mean ± std over seeds, with a user's seen items "
                   "kept among the candidates (the DiffuRec paper's protocol) and removed (the protocol of "
                   "most later papers), both from the same best-validation checkpoint. Selection on validation "
                   f"NDCG@10 ({'seen removed' if 'excluded' in dataset else 'seen kept'}). Configs: "
-                  "configurations of the model run on this dataset, the best on validation shown. Rows "
+                  "configurations of the model run on this dataset, the best on validation shown; Tuned: "
+                  "configurations tried on validation to choose the registered settings the row runs at "
+                  "(reports/tuning.csv; '-': the row's settings were not chosen that way). Rows "
                   "marked 'published' are reported figures under the same protocol; Δ: measured against "
                   f"published, relative; {BEST_RULE}.",
-                  ["Model", "Seeds", "Configs"], ["valid ndcg@10"] + [f"{s} {m}" for s, m in SEEN_COLUMNS], rows,
+                  ["Model", "Seeds", "Configs", "Tuned"], ["valid ndcg@10"] + [f"{s} {m}" for s, m in SEEN_COLUMNS], rows,
                   notes=spread_notes(rows))
     add_published(table, chosen)
+    for m, v in chosen.items():
+        if (t := tuning.matching(v.record)) is not None:
+            table.notes.append(f"{display(m)}: settings chosen from {t.configs} configuration"
+                               f"{'s' * (t.configs != 1)} on {t.tuned_on} validation ({t.source}).")
     table.notes += verdict(coll, chosen, test)
     return table
 
@@ -169,9 +177,9 @@ def add_published(table: Table, chosen: dict[str, Variant]) -> None:
                 mine = table.rows[list(chosen).index(p.model)].cells[j] if p.model in chosen else None
                 if mine is not None and p.metric(metric):
                     delta[j] = Cell(100 * (mine.mean - p.metric(metric)) / p.metric(metric), unit="%")
-            table.footer.append(Row([f"published: {p.label}", str(p.seeds), ""], cells))
+            table.footer.append(Row([f"published: {p.label}", str(p.seeds), "", ""], cells))
             if any(delta):
-                table.footer.append(Row([f"Δ {display(p.model)} measured vs published", "", ""], delta))
+                table.footer.append(Row([f"Δ {display(p.model)} measured vs published", "", "", ""], delta))
             table.notes.append(f"published: {p.label}, seen {seen}, max_len {max_len}: {p.source}")
 
 

@@ -332,19 +332,20 @@ def test_protocols_table_shows_both_seen_settings_and_matching_published_rows(ru
                                               for line in text.splitlines() if line.startswith("| "))}
     latest = chosen_records(runs)["sasrec"]
     for j, (seen, metric) in enumerate((("kept", "hr@10"), ("kept", "ndcg@10"), ("removed", "hr@10"),
-                                        ("removed", "ndcg@10")), start=3):
+                                        ("removed", "ndcg@10")), start=4):
         mean = statistics.fmean(100 * r["test_seen"][seen][metric] for r in latest)
         assert re.sub(r"</?u>|\*", "", rows["SASRec"][j]).startswith(f"{mean:.2f}"), (seen, metric)
     for r in records(runs):                  # the protocol's own test is its entry, the other differs
         assert r["test_seen"]["kept"] == r["test"] and r["per_user_seen"]["kept"] != r["per_user"]
         assert r["test_seen"]["removed"]["mrr"] >= r["test"]["mrr"]       # fewer candidates, never a worse rank
     kept_hr = statistics.fmean(100 * r["test_seen"]["kept"]["hr@10"] for r in latest)
-    assert rows["published: SASRec reported"][3:5] == ["10.00", "5.00"]
-    assert rows["Δ SASRec measured vs published"][3].startswith(f"{100 * (kept_hr - 10) / 10:+.2f}%")
-    assert rows["published: eSASRec reported"][5:7] == ["20.00", "8.00"]
+    assert rows["published: SASRec reported"][4:6] == ["10.00", "5.00"]
+    assert rows["Δ SASRec measured vs published"][4].startswith(f"{100 * (kept_hr - 10) / 10:+.2f}%")
+    assert rows["published: eSASRec reported"][6:8] == ["20.00", "8.00"]
     assert "published: SASRec at max_len 200" not in rows and "published: SASRec other items" not in rows
     assert "Δ eSASRec measured vs published" not in rows          # not a measured model
     assert rows["SASRec"][1] == "4"                       # configurations run: default, 2 other dropouts, bce
+    assert rows["SASRec"][2] == "-"                       # synthetic settings were not chosen by tuning.csv
     assert "repo@abc README.md" in text and "a paper (Table 1)" in text
     for seen in ("kept", "removed"):
         assert re.search(rf"Seen {seen}, NDCG@10: DiffuRecSys is \d+\.\d % (above|below) SASRec \(p = ", text)
@@ -361,6 +362,28 @@ def test_published_file_holds_the_anchor_rows():
     assert {(p.model, p.hr10) for p in published.matching("ml-1m", 3706, 200, "removed")} == {
         ("sasrec", 29.29), ("esasrec", 31.33)}
     assert all(p.source for p in rows) and len({(p.model, p.label, p.dataset, p.seen) for p in rows}) == len(rows)
+
+
+def test_tuning_rows_hold_the_registered_settings_of_every_dataset_they_name():
+    """Each tuning.csv row matches a run at the model's registered settings (with the dataset's preset)
+    on every dataset it names, and no other row does; a run with one chosen field changed matches none."""
+    import dataclasses
+
+    from bench import registry
+    from reports import tuning
+
+    rows = tuning.load()
+    assert {t.model for t in rows} == set(registry.names()) - {"pop"}
+    for t in rows:
+        for d in t.datasets:
+            spec = registry.resolve(t.model, dataset=d)
+            record = {"model": t.model, "dataset": d, "config": dataclasses.asdict(spec.config),
+                      "train": dataclasses.asdict(spec.train)}
+            assert tuning.matching(record) == t, (t.model, d)
+            field, value = t.settings[0]
+            changed = {**record, "config": {**record["config"], field: "changed"},
+                       "train": {**record["train"], field: "changed"}}
+            assert tuning.matching(changed) is None, (t.model, d, field)
 
 
 def test_published_file_errors_name_the_line(tmp_path):
