@@ -287,7 +287,8 @@ def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluatio
         json.dumps(stale) if json.loads(line)["run_id"] == record["run_id"] else line for line in lines) + "\n")
     own = folder / record["per_user"]
     header, *body = own.read_text().splitlines()
-    own.write_text("\n".join([header] + [",".join("0" for _ in header.split(","))] * len(body)) + "\n")
+    miss = ",".join("1000000" if column == "rank" else "0" for column in header.split(","))  # ranked far below
+    own.write_text("\n".join([header] + [miss] * len(body)) + "\n")
 
     def per_user(rescored):
         coll = collect([folder], rescored)
