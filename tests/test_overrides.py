@@ -57,7 +57,7 @@ def test_a_preset_run_is_the_run_with_the_same_values_set():
     from bench.runs import identity as runner
     from bench.eval.protocol import Protocol
     explicit = registry.resolve("bert4rec", {"bert4rec": {"dropout": "0.1", "mask_prob": "0.2",
-                                                           "lr_schedule": "plateau"}})
+                                                           "lr_schedule": "plateau", "length_buckets": "50"}})
     preset = registry.resolve("bert4rec", {}, "ml-1m")
     assert runner.run_id(explicit, "fp", 0, Protocol()) == runner.run_id(preset, "fp", 0, Protocol())
     assert runner.run_id(registry.resolve("bert4rec", {}), "fp", 0, Protocol()) != runner.run_id(

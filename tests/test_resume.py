@@ -15,9 +15,16 @@ ARGS = ["run", "--models", "sasrec", "--dataset", "synthetic", "--epochs", "8", 
         "--set", "sasrec.patience=100", "--set", "sasrec.hidden=32"]
 
 
+def _sigint_default():
+    # a shell starting the tests in the background (`pytest &`) leaves SIGINT ignored, and an ignored
+    # signal stays ignored in children; the tests send SIGINT as a user's Ctrl-C would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(out, args=ARGS):
     return subprocess.Popen([sys.executable, "-m", "bench.cli", *args, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
 
 
 def status_row(out, rid) -> list[str]:
