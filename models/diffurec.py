@@ -53,7 +53,7 @@ class DiffuRecConfig:
     dropout: float = 0.1
     emb_dropout: float = 0.3
     attention: Literal["self", "cross", "cross+self"] = "self"
-    cross_kind: Literal["softmax", "linear"] = "softmax"
+    cross_kind: Literal["softmax", "linear", "heads"] = "softmax"
     diffusion_steps: int = 32
     schedule: ScheduleName = "trunc_lin"
     timestep_sampler: Literal["uniform", "lossaware"] = "uniform"
@@ -69,6 +69,11 @@ class DiffuRecConfig:
     block_dropout: bool = False         # dropout on the residual stream after each block (the DiffuRec code)
     init_std: float = 0.0               # item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code
     padding_sink: int = 0               # L > 0: pad histories to L items, attended (the DiffuRec code); 0 = masked
+    # the published DiffuRecSys code's Approximator (models.approximator; docs/fidelity.md)
+    chain_blocks: bool = True           # False: every block reads the history, only the last one's output is used
+    shared_norm: bool = False           # cross- and self-attention share one pre-norm LayerNorm
+    query_norm: bool = True             # LayerNorm on the cross-attention query
+    query_per_position: bool = False    # lambda drawn per position (B, L, D): one query per history position
 
     def validate(self):
         if self.hidden % self.heads:
@@ -107,7 +112,7 @@ class DiffuRec(nn.Module):
         self.emb_drop = Dropout(cfg.emb_dropout)
         self.emb_norm = nn.LayerNorm(cfg.hidden)
         self.approximator = Approximator(cfg.hidden, cfg.blocks, cfg.heads, cfg.dropout, cfg.attention, cfg.cross_kind,
-                                         cfg.block_dropout)
+                                         cfg.block_dropout, cfg.shared_norm, cfg.query_norm, cfg.chain_blocks)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps)
         self.reverse_schedule = self._strided(cfg.inference_steps)
         self.valid_schedule = self._strided(cfg.valid_inference_steps or cfg.inference_steps)
@@ -120,18 +125,19 @@ class DiffuRec(nn.Module):
         T = self.cfg.diffusion_steps
         return NoiseSchedule(self.cfg.schedule, T, strided_timesteps(T, steps or T))
 
-    def _history(self, history: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, L, D) embeddings and (B, L) key mask. With `padding_sink` = P, the history is
+    def _history(self, history: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(B, L, D) embeddings, (B, L) key mask and (B, L) padding positions. With `padding_sink` = P, the history is
         left-padded to P items and every position is a key, as in the DiffuRec code (which
         masks padding query rows, not keys): the padding, one repeated embedding, is an
         attention sink whose pull grows with the amount of padding. Padding inside the
         model keeps results independent of how far a batch was cut."""
         if self.cfg.padding_sink:
             history = F.pad(history, (max(0, self.cfg.padding_sink - history.shape[1]), 0))
-        valid = torch.ones_like(history, dtype=torch.bool) if self.cfg.padding_sink else history != 0
-        return self.emb_norm(self.emb_drop(self.item(history))), valid                    # (B, L, D), (B, L)
+        pad = history == 0
+        valid = torch.ones_like(pad) if self.cfg.padding_sink else ~pad
+        return self.emb_norm(self.emb_drop(self.item(history))), valid, pad            # (B, L, D), (B, L), (B, L)
 
-    def _encode(self, history: Tensor) -> list[tuple[Tensor | None, tuple[Tensor, Tensor]]]:
+    def _encode(self, history: Tensor) -> list[tuple[Tensor | None, tuple[Tensor, Tensor, Tensor]]]:
         """Each length group's rows and embedded history (`length_groups`; one group, rows None,
         for a batch not worth splitting or with a `padding_sink`, whose rows are attended at full width)."""
         groups = [] if self.cfg.padding_sink else length_groups(history)
@@ -140,20 +146,24 @@ class DiffuRec(nn.Module):
         L = history.shape[1]
         return [(rows, self._history(history[rows, L - width:])) for rows, width in groups]
 
-    def _x0(self, encoded: list[tuple[Tensor | None, tuple[Tensor, Tensor]]], xt: Tensor, t_input: Tensor,
+    def _x0(self, encoded: list[tuple[Tensor | None, tuple[Tensor, Tensor, Tensor]]], xt: Tensor, t_input: Tensor,
             lam: Tensor) -> Tensor:
-        """The Approximator's x0 estimate (B, D), group by group, back in the batch's row order."""
+        """The Approximator's x0 estimate (B, D), group by group, back in the batch's row order.
+        A lambda per position (B, W, D) is drawn at the batch's full width W; a group cut to
+        width w takes its last w positions."""
         if len(encoded) == 1:
-            (items, valid), = (h for _, h in encoded)
-            return self.approximator(items, valid, xt, t_input, lam)
-        out = [self.approximator(items, valid, xt[rows], t_input[rows], lam[rows]) for rows, (items, valid) in encoded]
+            (items, valid, pad), = (h for _, h in encoded)
+            return self.approximator(items, valid, xt, t_input, lam[:, -items.shape[1]:], pad)
+        out = [self.approximator(items, valid, xt[rows], t_input[rows], lam[rows, -items.shape[1]:], pad)
+               for rows, (items, valid, pad) in encoded]
         order = torch.cat([rows for rows, _ in encoded])
         return torch.cat(out)[torch.argsort(order)]
 
-    def _lambda(self, batch: int, device, generator=None) -> Tensor:
+    def _lambda(self, batch: int, device, generator=None, width: int = 1) -> Tensor:
         """(B, 1, D) lambda, one draw per example and dimension, shared over positions
-        (so that the number of padding columns cannot change a draw)."""
-        shape = (batch, 1, self.cfg.hidden)
+        (so that the number of padding columns cannot change a draw); with `query_per_position`,
+        (B, W, D) for histories W wide (the published code's draw, of the history's shape)."""
+        shape = (batch, max(width, self.cfg.padding_sink) if self.cfg.query_per_position else 1, self.cfg.hidden)
         lam = torch.full(shape, self.cfg.lambda_mean, device=device)
         if self.cfg.lambda_std > 0:
             lam = lam + self.cfg.lambda_std * torch.randn(shape, generator=generator, device=device)
@@ -176,7 +186,8 @@ class DiffuRec(nn.Module):
         x0 = self.item(batch["target"])                                            # (B, D)
         t, weights = self.sampler.sample(len(x0), x0.device)
         xt = self.schedule.add_noise(x0, self.forward_noise(x0.shape, x0.device), t)
-        x0_pred = self._x0(encoded, xt, self._time_input(t), self._lambda(len(x0), x0.device))
+        lam = self._lambda(len(x0), x0.device, width=batch["history"].shape[1])
+        x0_pred = self._x0(encoded, xt, self._time_input(t), lam)
         losses = full_softmax_ce(x0_pred, self.item.weight, batch["target"], reduction="none")  # (B,)
         self.sampler.update(t, losses.detach())
         return (losses * weights).mean()
@@ -193,7 +204,7 @@ class DiffuRec(nn.Module):
             if states is not None:
                 states.append(x)
             t_orig = sched.timestep_map[i].expand(len(history))
-            lam = self._lambda(len(history), history.device, generator)
+            lam = self._lambda(len(history), history.device, generator, history.shape[1])
             x0 = self._x0(encoded, x, self._time_input(t_orig), lam).float()
             x = sched.step(x0, x, i, generator, self.cfg.stochastic)
         if states is not None:
@@ -232,9 +243,20 @@ class DiffuRec(nn.Module):
         return self.score(batch, self.valid_schedule)
 
 
+# The Approximator switches of the published DiffuRecSys code (docs/fidelity.md, one row each)
+PUBLISHED_APPROXIMATOR = {"chain_blocks": "false", "shared_norm": "true", "query_norm": "false",
+                          "query_per_position": "true", "cross_kind": "heads", "padding_sink": "max_len"}
+
+
 class DiffuRecSys(DiffuRec):
     paper = "Zolghadr, Winther, Jeha, ROEGEN@RecSys 2024"
     summary = "DiffuRec + cross-attention Approximator (cross, then self-attention) + offset noise"
     Config = DiffuRecSysConfig
+    # shararezr/DiffuRecSys @746866d (diffurec.py, model.py, main.py): its Approximator, N(0, 1) item
+    # embeddings, no offset noise (HEAD), hidden 256, Adam with L2 1e-4, lr x 0.1 every 30 epochs, 41
+    # epochs evaluated every 8 with a patience of 3, shuffled batches. Its max_len is 100 (--max-len 100): a protocol setting.
+    variants = {"published": {**PUBLISHED_APPROXIMATOR, "offset_noise": "0", "init_std": "1.0", "hidden": "256",
+                              "weight_decay": "1e-4", "lr_schedule": "step", "lr_step": "30", "lr_decay": "0.1",
+                              "epochs": "41", "eval_every": "8", "patience": "3", "length_buckets": "0"}}
 
 

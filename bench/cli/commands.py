@@ -242,16 +242,22 @@ def model_fields_table(name: str) -> Table:
     """`bench models NAME`: section, field, type, default, a column per dataset preset, meaning."""
     from bench import registry
 
+    from bench.registry import contract
+
     a = registry.about(name)
     datasets = {d: registry.presets(name, d) for d in a.presets}
-    caption = (f"on DATASET: {a.display}'s preset there, chosen on its validation split; it replaces the "
-               "default on that dataset, and a --set wins over both") if datasets else None
+    variants = contract.variants(registry.model_class(name))
+    captions = [f"on DATASET: {a.display}'s preset there, chosen on its validation split; it replaces the "
+                "default on that dataset, and a --set wins over both"] if datasets else []
+    captions += [f"variant {v}: selected with --set {name}.variant={v} (a further --set wins); "
+                 "max_len = the run's --max-len" for v in variants]
     table = Table(title=f"{a.display} ({name}): {a.paper}; {a.summary}", title_justify="left",
-                  caption=caption, caption_justify="left")
-    for col in ("section", "field", "type", "default", *(f"on {d}" for d in datasets), "description"):
+                  caption="\n".join(captions) or None, caption_justify="left")
+    columns = {**{f"on {d}": v for d, v in datasets.items()}, **{f"variant {v}": f for v, f in variants.items()}}
+    for col in ("section", "field", "type", "default", *columns, "description"):
         table.add_column(col, overflow="fold", max_width=28 if col == "type" else None)
     for f in registry.describe(name):
-        table.add_row(f.section, f.name, f.type, f.default, *(v.get(f.name, "") for v in datasets.values()),
+        table.add_row(f.section, f.name, f.type, f.default, *(v.get(f.name, "") for v in columns.values()),
                       f.description)
     return table
 

@@ -86,9 +86,26 @@ def resolve(name: str, overrides: dict[str, dict[str, str]] | None = None,
     """
     cls = model_class(name)
     follow = {f: str(max_len) for f in contract.max_len_fields(cls)} if max_len is not None else {}
-    values = {**follow, **presets(name, dataset), **(overrides or {}).get(name, {})}
+    sets = dict((overrides or {}).get(name, {}))
+    chosen = variant(name, sets.pop(VARIANT_KEY, None), max_len)
+    values = {**follow, **presets(name, dataset), **chosen, **sets}
     config, train = apply_overrides(name, cls.Config(), cls.train_defaults, values)
     return ModelSpec(name, cls, config, train)
+
+
+VARIANT_KEY = "variant"     # `--set MODEL.variant=NAME` selects one of the model's `variants`
+
+
+def variant(name: str, chosen: str | None, max_len: int | None) -> dict[str, str]:
+    """The field values of the model's variant `chosen` ({} for none); "max_len" in a value is the
+    run's history length (the protocol's default, 50, when none is given)."""
+    if chosen is None:
+        return {}
+    known = contract.variants(model_class(name))
+    if chosen not in known:
+        raise BenchError(f"unknown variant '{name}.variant={chosen}'; "
+                         + (f"choose from: {', '.join(known)}" if known else f"{name} has no variants"))
+    return {k: str(max_len or 50) if v == "max_len" else v for k, v in known[chosen].items()}
 
 
 def display(name: str) -> str:

@@ -19,6 +19,8 @@ Optional, each read through one function below so no caller probes for attribute
     eval_fields               config fields `bench eval` may change on a trained model
     dataset_presets           {dataset: {field: raw value}}, chosen on that dataset's validation split
     max_len_fields            config fields whose default is the run's history length (`--max-len`)
+    variants                  {name: {field: raw value}}, selected with `--set MODEL.variant=NAME` (e.g. the
+                              authors' code); the value "max_len" stands for the run's history length
     search_space              {field: spec} for `bench tune` (studies/spaces.py has the rest)
 
 Torch-free: the registry, the reports and `bench status` import it.
@@ -74,6 +76,10 @@ def eval_fields(cls: type) -> tuple[str, ...]:
 
 def dataset_presets(cls: type) -> dict[str, dict[str, str]]:
     return dict(getattr(cls, "dataset_presets", {}))
+
+
+def variants(cls: type) -> dict[str, dict[str, str]]:
+    return dict(getattr(cls, "variants", {}))
 
 
 def max_len_fields(cls: type) -> tuple[str, ...]:

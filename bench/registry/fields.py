@@ -50,8 +50,9 @@ _DIFFUREC = {
     "emb_dropout": "dropout on the history's item embeddings",
     "attention": "Approximator: self (DiffuRec: noisy target added to every position, self-attention); "
                  "cross (noisy target queries the history); cross+self (DiffuRecSys: cross, then self)",
-    "cross_kind": "cross-attention: softmax (scaled dot-product) or linear (efficient attention, "
-                  "the published DiffuRecSys code)",
+    "cross_kind": "cross-attention: softmax (scaled dot-product), linear (efficient attention, keys "
+                  "softmaxed over positions) or heads (the published DiffuRecSys code: keys softmaxed over "
+                  "heads, padding output rows set to -1e9)",
     "diffusion_steps": "T, steps of the forward noising process",
     "schedule": "beta schedule over the T steps (trunc_lin: DiffuRec's truncated linear)",
     "timestep_sampler": "how training draws t: uniform, or lossaware importance sampling "
@@ -61,7 +62,7 @@ _DIFFUREC = {
     "lambda_std": "std of lambda; 0 = a fixed lambda",
     "offset_noise": "s of the offset noise eps = n + s * m (Guttenberg 2023); 0 = plain Gaussian noise",
     "offset_kind": "shape of m: per_example (B, 1), shared by all dimensions; elementwise (B, D), "
-                   "as the published DiffuRecSys code",
+                   "as 27 of the 76 versions of the published DiffuRecSys code (plain noise of variance 1 + s^2)",
     "inference_steps": "reverse steps when scoring; 0 = all T, fewer = evenly strided",
     "valid_inference_steps": "reverse steps when validating during training; 0 = as inference_steps",
     "stochastic": "add noise at each reverse step (off: deterministic reverse steps)",
@@ -70,6 +71,13 @@ _DIFFUREC = {
     "init_std": "item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code's N(0, 1)",
     "padding_sink": "L > 0: pad histories to L items that are attended (the DiffuRec code); "
                     "0 = padding masked",
+    "chain_blocks": "each block reads the previous one's output; false: every block reads the history "
+                    "and only the last one's output is used (the published DiffuRecSys code)",
+    "shared_norm": "cross- and self-attention share one pre-norm LayerNorm (the published DiffuRecSys code)",
+    "query_norm": "LayerNorm on the cross-attention query lambda * (x_t + time embedding); the published "
+                  "DiffuRecSys code has none",
+    "query_per_position": "lambda drawn per history position (B, L, D), so each position has its own query "
+                          "(the published DiffuRecSys code); false: one draw per example (B, 1, D)",
 }
 
 # per registered model name; a model built on another (DiffuRecSys, ACVAE) starts from its fields

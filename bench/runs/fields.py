@@ -19,6 +19,10 @@ LATER_FIELDS: dict[str, object] = {
     "block_dropout": False,     # DiffuRec / DiffuRecSys dropout after each block
     "valid_inference_steps": 0,  # DiffuRec / DiffuRecSys reverse steps when validating
     "padding_sink": 0,          # DiffuRec / DiffuRecSys: attended padding
+    "chain_blocks": True,       # DiffuRec / DiffuRecSys: the published DiffuRecSys code's Approximator switches
+    "shared_norm": False,
+    "query_norm": True,
+    "query_per_position": False,
     "lr_decay": 0.1,            # train: the step and plateau lr schedules
     "lr_step": 100,
     "lr_drops": 1,
