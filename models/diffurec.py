@@ -66,6 +66,9 @@ class DiffuRecConfig:
     valid_inference_steps: int = 0      # reverse steps when validating during training; 0 = as inference_steps
     stochastic: bool = True             # add noise at each reverse step
     eval_samples: int = 1               # reverse draws averaged per score
+    # what the Approximator sees of x_t while scoring (a probe of a trained model; training never reads it):
+    # none = x_t; zero = zeros; shuffle = another user's x_t (a seeded permutation of the batch)
+    xt_probe: Literal["none", "zero", "shuffle"] = "none"
     block_dropout: bool = False         # dropout on the residual stream after each block (the DiffuRec code)
     init_std: float = 0.0               # item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code
     padding_sink: int = 0               # L > 0: pad histories to L items, attended (the DiffuRec code); 0 = masked
@@ -100,7 +103,7 @@ class DiffuRec(nn.Module):
     # synthetic: the quick look, small and with 4 reverse steps so that it takes seconds
     dataset_presets = {"synthetic": {"hidden": "64", "blocks": "2", "inference_steps": "4", "epochs": "20"}}
     train_format = "prefix"
-    eval_fields = ("inference_steps", "stochastic", "eval_samples")    # `bench eval` may change these
+    eval_fields = ("inference_steps", "stochastic", "eval_samples", "xt_probe")    # `bench eval` may change these
 
     def __init__(self, cfg: DiffuRecConfig, n_items: int):
         super().__init__()
@@ -205,10 +208,19 @@ class DiffuRec(nn.Module):
                 states.append(x)
             t_orig = sched.timestep_map[i].expand(len(history))
             lam = self._lambda(len(history), history.device, generator, history.shape[1])
-            x0 = self._x0(encoded, x, self._time_input(t_orig), lam).float()
+            x0 = self._x0(encoded, self._probe(x, generator), self._time_input(t_orig), lam).float()
             x = sched.step(x0, x, i, generator, self.cfg.stochastic)
         if states is not None:
             states.append(x)
+        return x
+
+    def _probe(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """The reverse state x_t as the Approximator is shown it (`xt_probe`); the chain itself
+        moves on from the true x_t."""
+        if self.cfg.xt_probe == "zero":
+            return torch.zeros_like(x)
+        if self.cfg.xt_probe == "shuffle":
+            return x[torch.randperm(len(x), generator=generator, device=x.device)]
         return x
 
     def _generator(self, device) -> torch.Generator:

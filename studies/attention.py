@@ -1,9 +1,16 @@
-"""Approximator attention: self, cross or cross+self, the cross part with softmax or linear attention."""
-from studies.ablation import Ablation
+"""Approximator attention: self, cross or cross+self, the cross part with softmax or linear attention,
+and the published DiffuRecSys code's Approximator (models.approximator) at the registered settings."""
+from studies.ablation import SELECTION, Ablation
+from studies.code_fidelity import PUBLISHED_APPROXIMATOR
 
 ABLATION = Ablation(
     "attention",
     points=({"attention": "self"},)
-    + tuple({"attention": a, "cross_kind": k} for a in ("cross", "cross+self") for k in ("softmax", "linear")),
-    doc="self-attention only (DiffuRec), cross-attention only, or both (DiffuRecSys)",
+    + tuple({"attention": a, "cross_kind": k} for a in ("cross", "cross+self") for k in ("softmax", "linear"))
+    + (PUBLISHED_APPROXIMATOR,),
+    names=("self", "cross, softmax", "cross, linear", "cross+self, softmax", "cross+self, linear",
+           "published Approximator"),
+    fixed=SELECTION,
+    doc="self-attention only (DiffuRec), cross-attention only, or both (DiffuRecSys); softmax or linear "
+        "cross-attention; the published code's Approximator",
 )

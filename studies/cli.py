@@ -16,25 +16,33 @@ Storage = Annotated[Optional[str], typer.Option(
 Workers = Annotated[int, typer.Option("--workers", help="Worker processes on this machine, sharing the storage.")]
 Dataset = Annotated[str, typer.Option("--dataset", help="beauty, toys, ml-1m, synthetic, or a path.")]
 Out = Annotated[Path, typer.Option("--out", help="Results folder (results.jsonl, studies/).")]
+# the protocol options of `bench run`: a study's numbers sit beside the verdict's when run as it was
+MaxLen = Annotated[int, typer.Option("--max-len", help="History length (last items kept).")]
+ExcludeSeen = Annotated[bool, typer.Option(
+    "--exclude-seen", help="Remove history items from the candidates (selection and the stored test).")]
 
 
 def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
-            data_dir: Path | None):
+            data_dir: Path | None, max_len: int = 50, exclude_seen: bool = False):
     from bench import data, registry
+    from bench.eval.protocol import Protocol
     from bench.registry.overrides import parse_sets
     from studies.runner import Target
 
     output_dir(out)
     registry.model_class(model)
     base = parse_sets(sets, [model]).get(model, {})
+    if max_len < 1:
+        raise BenchError("--max-len must be at least 1")
     if epochs is not None:
         if epochs < 1:
             raise BenchError("--epochs must be at least 1")
         base.setdefault("epochs", str(epochs))
-    registry.resolve(model, {model: base}, dataset)     # a bad --set fails here, before any work
+    registry.resolve(model, {model: base}, dataset, max_len)     # a bad --set fails here, before any work
     data.resolve(dataset, data_dir, fetch_missing=True)
     return Target(model=model, dataset=dataset, out=str(out), base=base, device=device,
-                  data_dir=str(data_dir) if data_dir else None)
+                  data_dir=str(data_dir) if data_dir else None,
+                  protocol=Protocol(max_len=max_len, exclude_seen=exclude_seen))
 
 
 def _storage(storage: str | None, out: Path, study_id: str) -> str:
@@ -57,17 +65,15 @@ def show_grid_plan(plan, workers: int, dry_run: bool) -> None:
     """The plan table of a grid study: each point x seed, finished, resumable or new, with estimates."""
     from bench.cli.commands import show_plan
     from bench.runs.run import RunRequest
-    from studies.grid import label
-
     t = plan.target
     requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol,
                            overrides=t.overrides(p), device=t.device, data_dir=t.data_dir)
                 for p in plan.points for s in plan.seeds]
-    show_plan(requests, workers, dry_run, labels=[label(p) for p in plan.points for _ in plan.seeds])
+    show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds])
 
 
 def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir,
-                   dry_run=False):
+                   dry_run=False, max_len=50, exclude_seen=False):
     """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
     from bench.cli.options import parse_seeds
     from studies import ablation, grid as grids, runner
@@ -76,7 +82,7 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
     if workers < 1:
         raise BenchError("--workers must be at least 1")
     study = ablation.find(name, model, ablation.parse_grid(grid))
-    target = _target(study.model, dataset, out, sets, epochs, device, data_dir)
+    target = _target(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen)
     plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
     show_grid_plan(plan, workers, dry_run)
     if dry_run:
@@ -89,7 +95,7 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
 
 
 def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets, storage, workers, out,
-                 device, data_dir):
+                 device, data_dir, max_len=50, exclude_seen=False):
     """`bench tune`: tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
     from studies import runner, tune as tuning
     from studies.storage import shown
@@ -98,7 +104,7 @@ def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets,
         raise BenchError("--trials and --workers must be at least 1")
     if pruner not in tuning.PRUNERS:
         raise BenchError(f"unknown --pruner '{pruner}'; choose from {', '.join(tuning.PRUNERS)}")
-    target = _target(model, dataset, out, sets, epochs, device, data_dir)
+    target = _target(model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen)
     plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
     url = _storage(storage, out, plan.study_id)
     study = runner.run_study(plan, url, workers)
@@ -122,7 +128,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ablate(
         name: Annotated[str, typer.Argument(
-            help="offset_noise, diffusion_steps, attention, code_fidelity, or a name for --grid.")],
+            help="noisy_target, offset_noise, diffusion_steps, attention, code_fidelity, or a name for --grid.")],
         dataset: Dataset,
         model: Annotated[Optional[str], typer.Option(
             "--model",
@@ -139,6 +145,8 @@ def register(app: typer.Typer) -> None:
         out: Out = Path("runs"),
         device: Device = "auto",
         data_dir: DataDir = None,
+        max_len: MaxLen = 50,
+        exclude_seen: ExcludeSeen = False,
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="Print the plan (each point x seed: state and time estimate) and exit.")] = False,
     ):
@@ -157,6 +165,8 @@ def register(app: typer.Typer) -> None:
             device=device,
             data_dir=data_dir,
             dry_run=dry_run,
+            max_len=max_len,
+            exclude_seen=exclude_seen,
         )
 
     @app.command()
@@ -176,6 +186,8 @@ def register(app: typer.Typer) -> None:
         out: Out = Path("runs"),
         device: Device = "auto",
         data_dir: DataDir = None,
+        max_len: MaxLen = 50,
+        exclude_seen: ExcludeSeen = False,
     ):
         """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
         tune_command(
@@ -192,4 +204,6 @@ def register(app: typer.Typer) -> None:
             out=out,
             device=device,
             data_dir=data_dir,
+            max_len=max_len,
+            exclude_seen=exclude_seen,
         )

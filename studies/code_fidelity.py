@@ -1,8 +1,54 @@
-"""DiffuRec as built here vs. two training details of the DiffuRec code: N(0, 1) item embeddings and dropout
-on the residual stream after every block (both off by default here)."""
-from studies.ablation import Ablation
+"""From the published code to the registered model, one difference at a time.
+
+DiffuRecSys (the default): a walk from `--set diffurecsys.variant=published` (shararezr/DiffuRecSys
+@746866d) to the registered DiffuRecSys; each point changes one thing of the one before (docs/fidelity.md).
+The last point resolves to the registered defaults, so it is the registered run.
+DiffuRec (`--model diffurec`): two training details of the DiffuRec code, N(0, 1) item embeddings and
+dropout after every block, crossed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from studies.ablation import SELECTION, Ablation
+
+# (name, what it changes toward the registered model)
+WALK: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("published code", {"variant": "published"}),
+    ("+ harness training", {"epochs": 200, "eval_every": 2, "lr_schedule": "constant", "lr_step": 100,
+                            "init_std": 0.0, "length_buckets": 50}),
+    ("+ hidden 128, no L2", {"hidden": 128, "weight_decay": 0.0}),
+    ("+ offset 0.1 per example", {"offset_noise": 0.1, "offset_kind": "per_example"}),
+    ("+ padding masked", {"padding_sink": 0}),
+    ("+ query: LayerNorm, one per example", {"query_norm": True, "query_per_position": False}),
+    ("+ keys softmaxed over positions", {"cross_kind": "linear"}),
+    ("+ separate LayerNorms", {"shared_norm": False}),
+    ("+ chained blocks", {"chain_blocks": True}),
+    ("+ softmax cross-attention (registered)", {"cross_kind": "softmax"}),
+)
+
+
+def walk() -> tuple[tuple[str, ...], tuple[dict[str, Any], ...]]:
+    points, point = [], {}
+    for _, change in WALK:
+        point = {**point, **change}
+        points.append(point)
+    return tuple(name for name, _ in WALK), tuple(points)
+
+
+NAMES, POINTS = walk()
+# the published Approximator at the registered training settings: the walk's fourth point
+PUBLISHED_APPROXIMATOR = POINTS[3]
 
 ABLATION = Ablation(
+    "code_fidelity",
+    points=POINTS,
+    names=NAMES,
+    fixed=SELECTION,
+    doc="the published DiffuRecSys code to the registered model, one difference at a time",
+)
+
+DIFFUREC = Ablation(
     "code_fidelity",
     points=tuple({"init_std": i, "block_dropout": b} for i in (0.0, 1.0) for b in (False, True)),
     model="diffurec",

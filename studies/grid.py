@@ -7,6 +7,7 @@ caught in the objective: the lower-numbered trial keeps the point.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -18,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from bench import registry
+from bench.registry.runconfig import raw
 from bench.runs import results as store
 from bench.train.config import SELECT_METRIC
 from studies.ablation import Ablation, label
@@ -37,19 +39,23 @@ class GridPlan:
     target: Target
     points: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
+    names: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, ablation: Ablation, target: Target, seeds: list[int]) -> "GridPlan":
+        # the study's selection settings, under the command line's --set values
+        target = dataclasses.replace(target, base={**{k: raw(v) for k, v in ablation.fixed.items()}, **target.base})
         for point in ablation.points:       # each point with the --set values: a bad mix fails before any work
-            registry.resolve(target.model, target.overrides(point), dataset_name(target.dataset))
+            registry.resolve(target.model, target.overrides(point), dataset_name(target.dataset),
+                             target.protocol.max_len)
         settings = {"points": ablation.points, "seeds": seeds, "model": target.model, "base": target.base,
                     "protocol": target.protocol.to_dict(), "dataset": target.dataset}
         sid = f"{ablation.name}-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
-        return cls(ablation.name, sid, target, ablation.points, tuple(seeds))
+        return cls(ablation.name, sid, target, ablation.points, tuple(seeds), ablation.names)
 
     @property
     def labels(self) -> list[str]:
-        return [label(p) for p in self.points]
+        return list(self.names) if self.names else [label(p) for p in self.points]
 
     def sampler(self) -> optuna.samplers.GridSampler:
         # a fixed seed: every worker must map trial numbers to the same points
@@ -83,7 +89,7 @@ class GridPlan:
             trial.set_user_attr("duplicate_of", owner)
             raise DuplicatePoint(f"trial {owner} holds {name}, seed {seed}")
         params = self.points[self.labels.index(name)]
-        return run_trial(self, trial, params, seed, prune=False)["valid"][SELECT_METRIC]
+        return run_trial(self, trial, params, seed, prune=False, point=name)["valid"][SELECT_METRIC]
 
 
 def dataset_name(spec: str) -> str:

@@ -54,7 +54,7 @@ def suggest(trial: optuna.Trial, name: str, spec: Any) -> Any:
 
 def defaults(target: Target, space: dict[str, Any]) -> dict[str, Any]:
     """The model's own values (after --set) of the searched fields: the first trial."""
-    spec = registry.resolve(target.model, {target.model: target.base}, target.dataset)
+    spec = registry.resolve(target.model, {target.model: target.base}, target.dataset, target.protocol.max_len)
     return {k: getattr(spec.config if hasattr(spec.config, k) else spec.train, k) for k in space}
 
 
@@ -86,7 +86,7 @@ class TunePlan:
     @property
     def epochs(self) -> int:
         return registry.resolve(self.target.model, {self.target.model: self.target.base},
-                                self.target.dataset).train.epochs
+                                self.target.dataset, self.target.protocol.max_len).train.epochs
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner == "none" or len(self.objectives) > 1:

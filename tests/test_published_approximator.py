@@ -128,3 +128,22 @@ def test_new_switches_at_their_defaults_keep_earlier_run_ids():
     key = {"model": "diffurecsys", "config": identity(old_config), "train": identity(dataclasses.asdict(spec.train)),
            "protocol": Protocol().to_dict(), "dataset": "fp", "seed": 0}
     assert run_id(spec, "fp", 0, Protocol()) == hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("attention", ["self", "cross+self"])
+def test_xt_probe_changes_what_the_approximator_sees(attention):
+    """zero: the Approximator's x_t input is zeros; shuffle: another row's. A model that reads x_t
+    scores differently under either; scoring stays seeded."""
+    model = small(attention=attention, lambda_mean=1.0, lambda_std=0.0)
+    hist = torch.tensor([[0, 3, 4, 5], [0, 0, 7, 8], [1, 2, 3, 4], [0, 0, 0, 9]])
+    base = model.score({"history": hist})
+    for probe in ("zero", "shuffle"):
+        probed = small(attention=attention, lambda_mean=1.0, lambda_std=0.0, xt_probe=probe)
+        probed.load_state_dict(model.state_dict())
+        scores = probed.score({"history": hist})
+        assert not torch.allclose(base, scores) and torch.equal(scores, probed.score({"history": hist}))
+    # with lambda = 0 the Approximator ignores x_t: the probes change nothing
+    blind = small(attention=attention, lambda_mean=0.0, lambda_std=0.0)
+    zeroed = small(attention=attention, lambda_mean=0.0, lambda_std=0.0, xt_probe="zero")
+    zeroed.load_state_dict(blind.state_dict())
+    assert torch.allclose(blind.score({"history": hist}), zeroed.score({"history": hist}), atol=1e-6)

@@ -167,5 +167,5 @@ def test_every_named_ablation_resolves_to_valid_configs():
         assert study.points, name
         for point in study.points:     # each point is a valid override of the study's model
             registry.resolve(study.model, {study.model: {k: raw(v) for k, v in point.items()}})
-    fidelity = ablation.find("code_fidelity", None, {})
+    fidelity = ablation.find("code_fidelity", "diffurec", {})
     assert fidelity.model == "diffurec" and len(fidelity.points) == 4

@@ -67,6 +67,8 @@ _DIFFUREC = {
     "valid_inference_steps": "reverse steps when validating during training; 0 = as inference_steps",
     "stochastic": "add noise at each reverse step (off: deterministic reverse steps)",
     "eval_samples": "reverse draws averaged per score",
+    "xt_probe": "scoring only: what the Approximator is shown of the reverse state x_t: none (x_t), zero, "
+                "or shuffle (another user's x_t); a probe of whether a trained model reads x_t",
     "block_dropout": "dropout on the residual stream after each block (the DiffuRec code)",
     "init_std": "item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code's N(0, 1)",
     "padding_sink": "L > 0: pad histories to L items that are attended (the DiffuRec code); "

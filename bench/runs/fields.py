@@ -23,6 +23,7 @@ LATER_FIELDS: dict[str, object] = {
     "shared_norm": False,
     "query_norm": True,
     "query_per_position": False,
+    "xt_probe": "none",         # DiffuRec / DiffuRecSys: what scoring shows the Approximator of x_t
     "lr_decay": 0.1,            # train: the step and plateau lr schedules
     "lr_step": 100,
     "lr_drops": 1,
