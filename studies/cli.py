@@ -69,7 +69,7 @@ def show_grid_plan(plan, workers: int, dry_run: bool) -> None:
     requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol,
                            overrides=t.overrides(p), device=t.device, data_dir=t.data_dir)
                 for p in plan.points for s in plan.seeds]
-    show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds])
+    show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers")
 
 
 def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir,

@@ -13,6 +13,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory, monkeypatch):
+    """A cache folder of each test's own (the plan's timings of this machine live there), so no test
+    reads what another, or the user, left; `bench` subprocesses inherit it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 def real_data_dir() -> Path | None:
     d = os.environ.get("BENCH_DATA_DIR")
     return Path(d) if d and (Path(d) / "beauty.pkl").exists() else None

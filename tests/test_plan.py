@@ -70,7 +70,10 @@ def test_ablate_dry_run_prints_each_point_and_seed_and_trains_nothing(tmp_path):
                      "--grid", "offset_kind=per_example", "--seeds", "2", "--set", "diffurecsys.hidden=16",
                      "--set", "diffurecsys.blocks=1", "--dry-run", "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
-    assert "plan: 4 runs (4 new, 0 resumable, 0 finished)" in proc.stdout and "total up to" in proc.stdout
+    assert "plan: 4 runs (4 new, 0 resumable, 0 finished)" in proc.stdout
+    # no earlier run: the diffusion model's stated typical best epoch plus the study's patience of 3
+    # validations, every 2 epochs, within the synthetic preset's 20: an estimate, not an upper bound
+    assert "total " in proc.stdout and "total up to" not in proc.stdout and "~17 of 20" in proc.stdout
     assert proc.stdout.count("offset_noise=0.1") == 2 and "point" in proc.stdout
     assert not (tmp_path / "out").exists()
 
@@ -82,3 +85,41 @@ def test_epoch_estimate_fits_seconds_to_batch_sizes():
     assert plan.epoch_seconds([300, 300], [2.0, 4.0], [300] * 5) == pytest.approx(15.0)
     # noise that makes the slope negative: the mean per cell, scaled by each batch's cells
     assert plan.epoch_seconds([100, 200], [2.0, 1.0], [150] * 4) == pytest.approx(6.0)
+
+
+DIFF = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "inference_steps": "0", "epochs": "40"}
+
+
+def diffusion_request(out, seed=0, **fields):
+    return RunRequest(model="diffurecsys", dataset="synthetic", seed=seed, out=str(out),
+                      overrides={"diffurecsys": {**DIFF, **fields}})
+
+
+def test_each_compute_shape_is_timed_once_and_validation_scales_with_reverse_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    calls = []
+
+    def fake_timed(spec, ds, req, memo=None):
+        calls.append(spec.config)
+        return 100.0, 8.0 * plan.scoring_steps(spec.cls, spec.config)[0]     # 8 s per reverse step
+    monkeypatch.setattr(plan, "timed", fake_timed)
+    reqs = [diffusion_request(tmp_path, offset_noise="0.3"), diffusion_request(tmp_path, lambda_mean="0"),
+            diffusion_request(tmp_path, valid_inference_steps="1"), diffusion_request(tmp_path, diffusion_steps="32"),
+            diffusion_request(tmp_path, attention="cross")]
+    rows = plan.plan(reqs)
+    assert len(calls) == 2                      # cross+self (four points: cost-free fields) and cross
+    assert [r.valid_steps for r in rows] == [8, 8, 1, 32, 8]
+    assert rows[2].valid_s == pytest.approx(8.0) and rows[3].valid_s == pytest.approx(8.0 * 32)
+    # test at T = 32 reverse steps costs 4x what T = 8 does, at the same seconds per epoch
+    assert rows[3].seconds > rows[0].seconds and rows[0].epoch_s == rows[3].epoch_s == 100.0
+    # a second plan on this machine reuses the timings
+    again = plan.plan(reqs)
+    assert len(calls) == 2 and {r.source.split(";")[0] for r in again} == {"timed before"}
+
+
+def test_expected_epochs_follow_earlier_runs_of_the_model_with_this_runs_patience(tmp_path):
+    first = run_one(diffusion_request(tmp_path, epochs="6", eval_every="1", patience="2"))
+    other = plan.plan([diffusion_request(tmp_path, offset_noise="0.5", eval_every="2", patience="3")])[0]
+    # another variant: the earlier run's best epoch plus 3 validations every 2 epochs
+    assert other.expected == min(40, first["best_epoch"] + 6) and "best epoch of 1 runs" in other.source
+    assert other.epoch_s == pytest.approx(first["train_seconds"] / first["epochs_run"])   # same shape: measured

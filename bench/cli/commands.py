@@ -347,7 +347,7 @@ def recommend(out, run_dir, run_id, runs, users, k, exclude_seen, device, data_d
                   f"{record['dataset']} seed {record['seed']} (run {record['run_id']})")
 
 
-def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = None) -> list:
+def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = None, jobs_flag: str = "--jobs") -> list:
     """The plan table, on stderr (stdout keeps the results table); printed before any grid with work left.
     labels: a first column naming each run (a study's point)."""
     from bench.runs import plan
@@ -357,7 +357,7 @@ def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = Non
         row.label = text
     if not dry_run and all(r.state == "finished" for r in rows):
         return rows
-    table, hints = plan.table(rows, jobs, os.cpu_count() or 1)
+    table, hints = plan.table(rows, jobs, os.cpu_count() or 1, jobs_flag)
     target = console if dry_run else err_console
     target.print(table)
     for hint in hints:

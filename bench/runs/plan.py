@@ -12,19 +12,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import data, registry
+from bench.atomic import atomic_write_text
 from bench.runs import results
-from bench.runs.fields import variant
+from bench.runs.fields import identity, variant
 from bench.runs.grid import duration
 from bench.runs.identity import dataset_fingerprint, run_id
 from bench.runs.run import RunRequest
 
-TIMED_STEPS = 4          # after one warm-up step
+TIMED_STEPS = 2          # the smallest and the largest batch, after a warm-up on the smallest
+TIMINGS_KEPT_S = 7 * 86400  # a shape timed on this machine is reused for a week (bench.runs.plan.TimingCache)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class PlanRow:
     expected: float = 0.0           # epochs it is expected to train in all (early stopping)
     epoch_s: float = float("nan")   # seconds per training epoch
     valid_s: float = 0.0            # seconds per validation pass
+    valid_steps: int = 1            # reverse steps of a validation pass
     seconds: float = 0.0            # what is left of the run, estimated
     upper: bool = False             # the estimate runs the whole budget: an upper bound
     source: str = ""
@@ -58,10 +62,11 @@ def checkpoint_state(folder: Path) -> dict | None:
         return None
 
 
-def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
+def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> tuple[float, float]:
     """(seconds per epoch, seconds per validation pass) from TIMED_STEPS training steps and one
     validation batch of a freshly built model, with the machine as it is now (a busy machine
-    gives the slower figure a run would meet)."""
+    gives the slower figure a run would meet). `memo` keeps the training examples and the
+    validation split between calls on the same data."""
     import torch
 
     from bench.eval.protocol import eval_split, score_batches
@@ -73,11 +78,15 @@ def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items).to(device)
     optimizer = make_optimizer(model, spec.train)
+    memo = {} if memo is None else memo
     epoch_s = 0.0
     if optimizer is not None and spec.train.epochs > 0:
         fmt = model.train_format
-        examples = batching.build_examples(fmt, ds.train, req.protocol.max_len)
-        real = (examples != 0).sum(1)
+        key = ("examples", ds.name, fmt, req.protocol.max_len)
+        if key not in memo:
+            examples = batching.build_examples(fmt, ds.train, req.protocol.max_len)
+            memo[key] = examples, (examples != 0).sum(1)
+        examples, real = memo[key]
         order = batching.batch_order(real, spec.train.batch_size, torch.Generator().manual_seed(0),
                                      spec.train.length_buckets)
         per_batch = (real - 1).clamp(min=0).sum().item() / max(len(order), 1)
@@ -88,7 +97,7 @@ def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
         picks = [by_size[round(q * (len(by_size) - 1) / max(TIMED_STEPS - 1, 1))] for q in range(TIMED_STEPS)]
         model.train()
         sizes, seconds = [], []
-        for step, i in enumerate([picks[-1], *picks]):           # the first step (the largest) warms up
+        for step, i in enumerate([picks[0], *picks]):            # the first step (the smallest) warms up
             batch = batching.make_batch(examples, real, order[i], fmt, per_batch)
             t0 = time.perf_counter()
             train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
@@ -98,7 +107,8 @@ def timed(spec, ds: data.Dataset, req: RunRequest) -> tuple[float, float]:
         epoch_s = epoch_seconds(sizes, seconds, cells)
     elif contract.fitted(model):
         model.fit(ds.train)
-    split = eval_split(ds, "valid", req.protocol)
+    key = ("valid", ds.name, json.dumps(req.protocol.to_dict(), sort_keys=True))
+    split = memo[key] if key in memo else memo.setdefault(key, eval_split(ds, "valid", req.protocol))
     model.eval()
     n_batches = math.ceil(len(split.target) / spec.train.eval_batch_size)
     t0 = time.perf_counter()
@@ -120,9 +130,115 @@ def epoch_seconds(sizes: list[int], seconds: list[float], cells: list[int]) -> f
     return a * len(cells) + b * sum(cells)
 
 
+# Fields that never change what a training step or a one-step scoring pass costs: points of a study that
+# differ only in these share one timing (a study's points are mostly such). Reverse steps are not here:
+# validation and test time is per reverse step, scaled by each run's own steps (`scoring_steps`).
+COST_FREE = frozenset({
+    "offset_noise", "offset_kind", "lambda_mean", "lambda_std", "diffusion_steps", "inference_steps",
+    "valid_inference_steps", "stochastic", "eval_samples", "xt_probe", "schedule", "timestep_sampler",
+    "rescale_timesteps", "init_std", "dropout", "emb_dropout", "label_smoothing",
+    "epochs", "patience", "eval_every", "lr", "lr_schedule", "lr_decay", "lr_step", "lr_drops",
+    "weight_decay", "grad_clip", "loss_weight",
+})
+
+
+def shape(model: str, fp: str, record: dict) -> str:
+    """What a run costs per training step and per scoring step: its model, data, history length and
+    every setting outside COST_FREE."""
+    cost = {s: {k: v for k, v in identity(record.get(s, {})).items() if k not in COST_FREE}
+            for s in ("config", "train")}
+    return json.dumps([model, fp, record.get("protocol", {}).get("max_len"), cost], sort_keys=True, default=str)
+
+
+def scoring_steps(cls, config) -> tuple[int, int]:
+    """(validation, test) reverse steps of one scoring pass; 1 for a model without a reverse process."""
+    steps = getattr(cls, "scoring_steps", None)
+    return steps(config) if steps else (1, 1)
+
+
+def record_steps(record: dict) -> tuple[int, int]:
+    cls = registry.model_class(record["model"])
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    return scoring_steps(cls, cls.Config(**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in record["config"].items() if k in fields}))
+
+
+def measured(peers: list[dict], eval_every: int) -> tuple[float, float]:
+    """(seconds per epoch, seconds per validation pass per reverse step) of finished runs."""
+    epoch_s = statistics.fmean(r["train_seconds"] / r["epochs_run"] for r in peers)
+    per_step = statistics.fmean(
+        (r["eval_seconds"] - r.get("test_seconds", 0)) / max(1, r["epochs_run"] // r["train"].get("eval_every", eval_every))
+        / record_steps(r)[0] for r in peers)
+    return epoch_s, per_step
+
+
+def expected_epochs(spec, peers_same: list[dict], peers_model: list[dict]) -> tuple[float, str]:
+    """The epochs a run is expected to train: as earlier runs of the same variant did; else the best
+    epoch of earlier runs of the model on the data (any settings) plus this run's patience; else the
+    model's stated typical best epoch; else its whole budget (nan)."""
+    t = spec.train
+    if peers_same:
+        return statistics.fmean(r["epochs_run"] for r in peers_same), ""
+    best = [r["best_epoch"] for r in peers_model if r.get("best_epoch")]
+    if best:
+        guess, why = statistics.median(best), f"best epoch of {len(best)} runs"
+    elif getattr(spec.cls, "typical_best_epoch", None):
+        guess, why = spec.cls.typical_best_epoch, "typical best epoch"
+    else:
+        return float("nan"), ""
+    return min(t.epochs, guess + t.patience * t.eval_every), why
+
+
+class TimingCache:
+    """Timed shapes of this machine (CPU, threads, torch), kept in the user's cache folder, so a plan
+    times each shape once a week rather than on every call. A busy machine's timing is kept as it
+    was measured; an earlier finished run of the same shape in the results store wins over it."""
+
+    def __init__(self):
+        import platform
+
+        import torch
+
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bench"
+        self.path = folder / "timings.json"
+        self.machine = json.dumps([platform.machine(), cpu_name(), torch.get_num_threads(), torch.__version__])
+        try:
+            self.entries = json.loads(self.path.read_text())
+            assert isinstance(self.entries, dict)
+        except (OSError, ValueError, AssertionError):
+            self.entries = {}
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        e = self.entries.get(json.dumps([self.machine, key]))
+        if isinstance(e, list) and len(e) == 3 and time.time() - e[2] < TIMINGS_KEPT_S:
+            return float(e[0]), float(e[1])
+        return None
+
+    def put(self, key: str, epoch_s: float, per_step: float) -> None:
+        self.entries[json.dumps([self.machine, key])] = [epoch_s, per_step, time.time()]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.entries))
+        except OSError:
+            pass            # a read-only home: the plan times again next time
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
+
+
 def plan(requests: list[RunRequest]) -> list[PlanRow]:
     rows: list[PlanRow] = []
-    cache: dict[str, tuple[str, float, float, float]] = {}
+    timings: dict[str, tuple[str, float, float]] = {}     # shape -> (source, s / epoch, s / validation step)
+    cache, memo = None, {}
     datasets: dict[str, data.Dataset] = {}
     fingerprints: dict[tuple, str] = {}         # each dataset file hashed once, each store read once
     stores: dict[Path, dict[str, dict]] = {}
@@ -146,23 +262,33 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
             datasets[req.dataset] = data.resolve(req.dataset, req.data_dir)
         ds = datasets[req.dataset]
         state = None if req.force else checkpoint_state(run_folder(out, req, ds.name, rid))
-        same = variant({"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
-                        "protocol": req.protocol.to_dict()})
-        key = json.dumps([req.model, fp, same])
-        if key not in cache:
-            peers = [r for r in stored.values() if r["model"] == req.model and r.get("dataset_fingerprint") == fp
-                     and variant(r) == same and r.get("epochs_run")]
+        mine = {"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
+                "protocol": req.protocol.to_dict()}
+        key = shape(req.model, fp, mine)
+        model_peers = [r for r in stored.values() if r["model"] == req.model and r.get("dataset_fingerprint") == fp
+                       and r.get("epochs_run")]
+        if key not in timings:
+            peers = [r for r in model_peers if shape(req.model, fp, r) == key]
             if peers:
-                epoch_s = statistics.fmean(r["train_seconds"] / r["epochs_run"] for r in peers)
-                evals = [max(1, r["epochs_run"] // spec.train.eval_every) for r in peers]
-                valid_s = statistics.fmean((r["eval_seconds"] - r.get("test_seconds", 0)) / n
-                                           for r, n in zip(peers, evals))
-                expected = statistics.fmean(r["epochs_run"] for r in peers)
-                cache[key] = (f"{len(peers)} earlier run{'s' if len(peers) > 1 else ''}", epoch_s, valid_s, expected)
+                timings[key] = (f"{len(peers)} earlier run{'s' if len(peers) > 1 else ''}",
+                                *measured(peers, spec.train.eval_every))
             else:
-                epoch_s, valid_s = timed(spec, ds, req)
-                cache[key] = (f"{TIMED_STEPS} timed steps", epoch_s, valid_s, float("nan"))
-        row.source, row.epoch_s, row.valid_s, row.expected = cache[key]
+                cache = cache or TimingCache()
+                known = cache.get(key + req.device)
+                if known:
+                    timings[key] = ("timed before", *known)
+                else:
+                    epoch_s, valid_s = timed(spec, ds, req, memo)
+                    timings[key] = (f"{TIMED_STEPS} timed steps", epoch_s,
+                                    valid_s / scoring_steps(spec.cls, spec.config)[0])
+                    cache.put(key + req.device, *timings[key][1:])
+        row.source, row.epoch_s, per_step = timings[key]
+        valid_steps, test_steps = scoring_steps(spec.cls, spec.config)
+        row.valid_s, row.valid_steps = per_step * valid_steps, valid_steps
+        same = variant(mine)
+        row.expected, why = expected_epochs(spec, [r for r in model_peers if variant(r) == same], model_peers)
+        if why:
+            row.source += f"; epochs: {why}"
         if state is not None and state["epoch"] > 0:
             row.state, row.epoch = "resumable", int(state["epoch"])
             row.epoch_s = state["train_seconds"] / state["epoch"]
@@ -172,12 +298,13 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
         if math.isnan(row.expected):
             row.expected, row.upper = float(spec.train.epochs), spec.train.epochs > 0
         left = max(0.0, min(row.expected, spec.train.epochs) - row.epoch)
-        row.seconds = left * row.epoch_s + (left / spec.train.eval_every + 1) * row.valid_s
+        test_s = per_step * test_steps            # the test pass scores as many users as a validation pass
+        row.seconds = left * row.epoch_s + left / spec.train.eval_every * row.valid_s + test_s
         rows.append(row)
     return rows
 
 
-def table(rows: list[PlanRow], jobs: int, cores: int):
+def table(rows: list[PlanRow], jobs: int, cores: int, jobs_flag: str = "--jobs"):
     from rich.table import Table
 
     total = sum(r.seconds for r in rows)
@@ -204,8 +331,8 @@ def table(rows: list[PlanRow], jobs: int, cores: int):
     if total / max(jobs, 1) > 3600:
         side = min(cores, sum(r.state != "finished" for r in rows))
         if jobs < side:
-            hints.append(f"--jobs {side} runs them side by side")
+            hints.append(f"{jobs_flag} {side} runs them side by side")
         hints.append("a GPU (--device cuda) is minutes where this CPU takes hours")
-        if any(r.model.startswith("diffurec") for r in rows):
+        if any(r.valid_steps > 1 and r.state != "finished" for r in rows):
             hints.append("--set <model>.valid_inference_steps=1 makes the diffusion models' validation passes one step")
     return t, hints
