@@ -123,3 +123,19 @@ def test_expected_epochs_follow_earlier_runs_of_the_model_with_this_runs_patienc
     # another variant: the earlier run's best epoch plus 3 validations every 2 epochs
     assert other.expected == min(40, first["best_epoch"] + 6) and "best epoch of 1 runs" in other.source
     assert other.epoch_s == pytest.approx(first["train_seconds"] / first["epochs_run"])   # same shape: measured
+
+
+def test_status_sets_the_plans_estimate_beside_what_the_run_took(tmp_path):
+    args = ["run", "--models", "sasrec", "--dataset", "synthetic", "--out", str(tmp_path),
+            "--set", "sasrec.hidden=16", "--set", "sasrec.epochs=2", "--set", "sasrec.eval_every=1"]
+    assert bench_cli(*args).returncode == 0
+    planned = results.read(tmp_path, results.PLANS)
+    assert len(planned) == 1 and planned[0]["state"] == "new" and planned[0]["estimated_seconds"] > 0
+    from bench.runs.status import scan
+
+    row, = scan(tmp_path)
+    record, = results.read(tmp_path)
+    assert row.planned == planned[0]["estimated_seconds"]
+    assert row.took == pytest.approx(record["train_seconds"] + record["eval_seconds"])
+    proc = bench_cli("status", str(tmp_path))
+    assert proc.returncode == 0 and "planned s" in proc.stdout, proc.stdout

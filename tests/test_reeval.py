@@ -88,3 +88,24 @@ def test_cli_table_and_errors(trained):
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, bad.stderr)
     assert (trained / results.RESULTS).read_bytes() == before
+
+
+def test_both_seen_settings_from_one_pass_and_the_evaluation_travels_with_an_export(trained, tmp_path):
+    """A re-scored test pass stores seen items kept and removed (as a trained run does); `bench export`
+    copies the evaluation line and its per-user ranks, and `bench report` reads them there."""
+    from bench.runs.export import export, read_ranks
+
+    record = only(trained, "diffurec")
+    entry = reeval.reevaluate(trained, record, synthetic(), {"xt_probe": "zero", "inference_steps": "1"})
+    assert set(entry["test_seen"]) == {"kept", "removed"}
+    kept = read_ranks(trained / entry["per_user_seen"]["kept"])
+    removed = read_ranks(trained / entry["per_user_seen"]["removed"])
+    assert all(r <= k for r, k in zip(removed, kept)) and removed != kept     # removing seen items only lifts
+    assert entry["test_seen"]["kept"]["ndcg@10"] <= entry["test_seen"]["removed"]["ndcg@10"]
+    dest = tmp_path / "exported"
+    export([trained], dest)
+    copied = [e for e in results.read(dest, results.EVALS) if e["changes"] == entry["changes"]]
+    assert len(copied) == 1 and copied[0]["per_user_seen"]["removed"].endswith(".gz")
+    assert read_ranks(dest / copied[0]["per_user_seen"]["removed"]) == removed
+    export([trained], dest)                                                  # a second export adds nothing
+    assert len([e for e in results.read(dest, results.EVALS) if e["changes"] == entry["changes"]]) == 1

@@ -136,13 +136,16 @@ def status(out):
     rows = scan(out)
     if not rows:
         raise BenchError(f"no runs in {out}")
-    table = Table("dataset", "model", "seed", "run id", "state", "epoch", "best epoch", "valid NDCG@10 %",
-                  "test NDCG@10 %", "train s", title=f"runs in {out}")
+    table = Table("dataset", "model", "seed", "point", "run id", "state", "epoch", "best epoch", "valid NDCG@10 %",
+                  "test NDCG@10 %", "train s", "took s", "planned s", title=f"runs in {out}",
+                  caption="took: training, validation and test of a finished run; planned: the plan's estimate "
+                          "when the run started (bench run, bench ablate)", caption_justify="left")
     pct = lambda v: "" if v is None else f"{100 * v:.2f}"
+    secs = lambda v: "" if v is None else f"{v:,.0f}"
     for r in rows:
-        table.add_row(r.dataset, r.model, str(r.seed), r.run_id, r.state, "" if r.epoch is None else str(r.epoch),
-                      "" if r.best_epoch is None else str(r.best_epoch), pct(r.best_valid), pct(r.test),
-                      "" if r.train_seconds is None else f"{r.train_seconds:,.0f}")
+        table.add_row(r.dataset, r.model, str(r.seed), r.point or "", r.run_id, r.state,
+                      "" if r.epoch is None else str(r.epoch), "" if r.best_epoch is None else str(r.best_epoch),
+                      pct(r.best_valid), pct(r.test), secs(r.train_seconds), secs(r.took), secs(r.planned))
     console.print(table)
 
 
@@ -357,6 +360,8 @@ def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = Non
         row.label = text
     if not dry_run and all(r.state == "finished" for r in rows):
         return rows
+    if not dry_run:         # kept beside the results, so that `bench status` sets each estimate beside the actual
+        plan.record(requests, rows)
     table, hints = plan.table(rows, jobs, os.cpu_count() or 1, jobs_flag)
     target = console if dry_run else err_console
     target.print(table)

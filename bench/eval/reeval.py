@@ -27,7 +27,7 @@ from bench.runs import results
 from bench.train.checkpoint import Damaged, try_load
 from bench.errors import BenchError
 from bench.registry.overrides import apply_overrides
-from bench.eval.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split
+from bench.eval.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split_seen
 from bench.runs.artifacts import write_per_user
 from bench.runs.identity import dataset_fingerprint, git_revision
 from bench.train.config import TrainConfig
@@ -63,10 +63,11 @@ def find_runs(out: Path, models: list[str], dataset: str, data_dir: str | None,
     return sorted(found, key=lambda r: (models.index(r["model"]), r["seed"], r["run_id"]))
 
 
-def per_user_path(out: Path, record: dict, entry: dict) -> Path:
+def per_user_path(out: Path, record: dict, entry: dict, seen: str = "") -> Path:
     """Where a re-evaluation keeps its per-user test values, beside the run's own:
-    one file per (changes, protocol, code revision), so paired tests can use them."""
-    key = json.dumps([entry["changes"], entry["protocol"], entry["git_revision"]], sort_keys=True, default=str)
+    one file per (changes, protocol, code revision, seen-item setting), so paired tests can use them."""
+    key = json.dumps([entry["changes"], entry["protocol"], entry["git_revision"]] + ([seen] if seen else []),
+                     sort_keys=True, default=str)
     folder = results.inside(out, record.get("history"), "history").parent / "evals"
     folder.mkdir(exist_ok=True)
     return folder / f"test_per_user-{hashlib.sha1(key.encode()).hexdigest()[:12]}.csv"
@@ -114,14 +115,22 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
         entry["changes"]["exclude_seen"] = exclude_seen
     for which in splits:
         split = eval_split(ds, which, protocol)
+        settings = (False, True) if which == "test" else (protocol.exclude_seen,)
         t0 = time.perf_counter()
-        with autocast(dev, train.precision):
-            ranks = rank_split(model.score, split, protocol, train.eval_batch_size, dev, ds.n_items)
+        with autocast(dev, train.precision):     # test: seen items kept and removed, from one scoring pass
+            both = rank_split_seen(model.score, split, train.eval_batch_size, dev, ds.n_items, settings)
         entry[f"{which}_seconds"] = round(time.perf_counter() - t0, 3)
-        entry[which] = mean_metrics(metrics_from_ranks(ranks, protocol.ks))
+        entry[which] = mean_metrics(metrics_from_ranks(both[protocol.exclude_seen], protocol.ks))
         if which == "test":
             entry["per_user"] = str(per_user_path(out, record, entry).relative_to(out.resolve()))
-            write_per_user(out / entry["per_user"], ranks, protocol.ks)
+            write_per_user(out / entry["per_user"], both[protocol.exclude_seen], protocol.ks)
+            entry["test_seen"], entry["per_user_seen"] = {}, {}
+            for exclude, ranks in both.items():
+                seen = results.SEEN_KEY[exclude]
+                entry["test_seen"][seen] = mean_metrics(metrics_from_ranks(ranks, protocol.ks))
+                path = per_user_path(out, record, entry, seen)
+                entry["per_user_seen"][seen] = str(path.relative_to(out.resolve()))
+                write_per_user(path, ranks, protocol.ks)
     entry["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results.append(out, entry, EVALS)
     return entry

@@ -4,7 +4,8 @@
 Each run keeps its results record, its validation history and its per-user test ranks (seen items
 kept, removed, and the protocol's own), gzipped, one `rank` column with a row per test user; the
 reports derive every per-user metric from the ranks (`bench.eval.metrics`). Checkpoints, the
-reverse-process trajectory and `bench eval` lines stay behind. A Beauty run takes about 150 KB, so a
+reverse-process trajectory stay behind; the `bench eval` lines of exported runs come along with their
+per-user ranks (gzipped), and the plan's estimates of them (plans.jsonl). A Beauty run takes about 150 KB, so a
 whole comparison fits in a git repository and can be shared, reported and tested on any machine.
 
 Exports add to the destination: every results line (a rerun's, a study's tagged copy) is copied once;
@@ -124,9 +125,50 @@ def export(sources: list[Path], dest: Path) -> Exported:
             store.append(dest, new)
             have.add(line_key(record))
             done.added.append(new)
+        side_lines(path.parent, dest, {line_key(r)[0] for r in store.read(dest)})
     return done
+
+
+def side_lines(src: Path, dest: Path, runs: set[str]) -> None:
+    """The plans.jsonl and evals.jsonl lines of runs that `dest` holds, each copied once; an
+    evaluation's per-user ranks are gzipped beside it."""
+    import json
+
+    for name in (store.PLANS, store.EVALS):
+        have = {json.dumps(r, sort_keys=True) for r in store.read(dest, name)}
+        for line in store.read(src, name):
+            if line.get("run_id") not in runs:
+                continue
+            new = dict(line)
+            if name == store.EVALS:
+                try:
+                    new = export_eval(line, src, dest)
+                except (OSError, ValueError, BenchError):
+                    continue            # its ranks are gone: the line would name a missing file
+            if json.dumps(new, sort_keys=True) not in have:
+                store.append(dest, new, name)
+                have.add(json.dumps(new, sort_keys=True))
 
 
 def folder_bytes(dest: Path) -> int:
     return sum(p.stat().st_size for p in Path(dest).rglob("*") if p.is_file())
 
+
+
+def export_eval(line: dict, src: Path, dest: Path) -> dict:
+    """A `bench eval` line with its per-user ranks (the protocol's and each seen-item setting's) gzipped."""
+    new = dict(line)
+    files = [("per_user", line.get("per_user"))] + [(f"per_user_seen.{k}", v)
+                                                    for k, v in (line.get("per_user_seen") or {}).items()]
+    for key, rel in files:
+        if not rel:
+            continue
+        data = ranks_bytes(read_ranks(store.inside(src, rel, key)))
+        target = store.inside(dest, gz_name(rel), key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, lambda f, data=data: f.write(data))
+    if line.get("per_user"):
+        new["per_user"] = gz_name(line["per_user"])
+    if line.get("per_user_seen"):
+        new["per_user_seen"] = {k: gz_name(v) for k, v in line["per_user_seen"].items()}
+    return new

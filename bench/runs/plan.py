@@ -304,6 +304,16 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
     return rows
 
 
+def record(requests: list[RunRequest], rows: list[PlanRow]) -> None:
+    """Append each unfinished run's estimate to its results folder's plans.jsonl."""
+    at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for req, row in zip(requests, rows):
+        if row.state != "finished":
+            results.append(Path(req.out), {"run_id": row.run_id, "estimated_seconds": round(row.seconds, 1),
+                                           "state": row.state, "from": row.source, "planned_at": at},
+                           results.PLANS)
+
+
 def table(rows: list[PlanRow], jobs: int, cores: int, jobs_flag: str = "--jobs"):
     from rich.table import Table
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 RESULTS = "results.jsonl"
 EVALS = "evals.jsonl"            # `bench eval` lines: re-scored runs, never read as trained runs
+PLANS = "plans.jsonl"            # a plan's estimate of each run it starts: {run_id, estimated_seconds, ...}
 # a record's "test_seen" / "per_user_seen" keys: test metrics with seen items kept and removed
 SEEN_KEY = {False: "kept", True: "removed"}
 SEEN_PER_USER = {False: "test_per_user_seen_kept.csv", True: "test_per_user_seen_removed.csv"}

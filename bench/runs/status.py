@@ -29,6 +29,9 @@ class RunState:
     best_valid: float | None = None     # validation NDCG@10 at the best epoch
     test: float | None = None           # test NDCG@10 (finished runs)
     train_seconds: float | None = None
+    took: float | None = None           # training, validation and test seconds (finished runs)
+    planned: float | None = None        # the plan's estimate when the run started as new (plans.jsonl)
+    point: str | None = None            # a study's point
 
 
 def lock_held(path: Path) -> bool:
@@ -101,11 +104,27 @@ def scan(out: Path) -> list[RunState]:
             row.train_seconds = state["train_seconds"]
         found.append(row)
     found += [from_record(r) for r in done.values() if not r.get("skipped")]
-    return sorted(found, key=lambda r: (r.dataset, r.model, r.seed, r.run_id))
+    planned = estimates(out)
+    for row in found:
+        row.planned = planned.get(row.run_id)
+    return sorted(found, key=lambda r: (r.dataset, r.model, r.point or "", r.seed, r.run_id))
+
+
+def estimates(out: Path) -> dict[str, float]:
+    """Each run's estimate from plans.jsonl: the first made when it was new, else the first made."""
+    first: dict[str, dict] = {}
+    for p in results.read(out, results.PLANS):
+        if isinstance(p.get("estimated_seconds"), (int, float)) and isinstance(p.get("run_id"), str):
+            kept = first.get(p["run_id"])
+            if kept is None or (kept.get("state") != "new" and p.get("state") == "new"):
+                first[p["run_id"]] = p
+    return {rid: float(p["estimated_seconds"]) for rid, p in first.items()}
 
 
 def from_record(record: dict) -> RunState:
     """A finished run, from its results line."""
+    took = (record.get("train_seconds") or 0) + (record.get("eval_seconds") or 0)
     return RunState(record["dataset"], record["model"], record["seed"], record["run_id"], "finished",
                     record.get("epochs_run"), record.get("best_epoch"), record["valid"].get("ndcg@10"),
-                    record["test"].get("ndcg@10"), record.get("train_seconds"))
+                    record["test"].get("ndcg@10"), record.get("train_seconds"), took or None, None,
+                    record.get("point"))
