@@ -79,7 +79,7 @@ def make_tables(coll: Collection, reference: str, test: str) -> list[tables.Tabl
     for d in coll.datasets():
         out += [tables.comparison(coll, d, reference, test), tables.protocols(coll, d, test)]
     for (study, d, m), runs in sorted(coll.studies().items()):
-        out.append(tables.ablation(study, d, m, runs))
+        out.append(tables.ablation(study, d, m, runs, coll.evals, test))
     if not coll.studies():
         coll.notes.append("No study runs (bench ablate / bench tune) found: no ablation tables or curves.")
     again = tables.reevaluations(coll)

@@ -176,7 +176,7 @@ def seen_test(run: Run, seen: str, evals: list[dict]) -> tuple[dict, str] | None
     if seen in record.get("test_seen", {}) and seen in record.get("per_user_seen", {}):
         return record["test_seen"][seen], record["per_user_seen"][seen]
     exclude = seen == "removed"
-    if bool(record["protocol"].get("exclude_seen")) == exclude:
+    if bool(record["protocol"].get("exclude_seen")) == exclude and record.get("per_user"):
         return record["test"], record["per_user"]
     for e in evals:
         if (e["run_id"] == record["run_id"] and e["changes"] == {"exclude_seen": exclude}

@@ -9,6 +9,7 @@ import numpy as np
 
 from reports.collect import SELECT_METRIC, Run, Variant, display
 from reports.settings import params_label, sort_key, study_variants
+from reports.stats import t_halfwidth
 
 MARKERS = "osD^vP*X"
 
@@ -148,24 +149,36 @@ def spread_words(groups: list[tuple[dict, Variant]]) -> str:
             "no spread, no band or bar there.")
 
 
+def interval(v: Variant, split: str) -> tuple[float, float]:
+    """Mean NDCG@10 over seeds and the half-width of its 95 % t-interval (0 for one seed)."""
+    values = v.values(split, SELECT_METRIC)
+    return float(np.mean(values)), t_halfwidth(values) or 0.0
+
+
 def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | None:
-    """Metric against the swept value with std bands, or dots with std bars for categorical variants."""
+    """Metric against the swept value with 95 % interval bands, or dots with interval bars for named
+    or categorical points."""
+    from reports.ablations import ordered
+
     groups = sorted(study_variants(runs), key=lambda g: sort_key(g[0]))
     x_key, others = sweep_axis(groups)
-    if x_key is None and (len(groups) > 12 or len(others) > 2):
+    named = any(v.record.get("point") for _, v in groups)
+    if x_key is None and not named and (len(groups) > 12 or len(others) > 2):
         return None                             # a tuning search: its Optuna plots show it
     fig, axes = new_figure(8, 3.0, ncols=2)
     panels = ((axes[0, 0], "valid", "validation NDCG@10 (%)"), (axes[0, 1], "test", "test NDCG@10 (%)"))
-    if x_key is None:
-        labels = [f"{params_label(p) or '(defaults)'} (n = {v.seeds})" for p, v in groups]
+    if x_key is None or named:
+        points = ordered(runs)
+        labels = [f"{name}{' *' if registered else ''} (n = {v.seeds})" for name, v, registered in points]
         for ax, split, label in panels:
-            stats = np.array([v.band(split, SELECT_METRIC) for _, v in groups])
-            ax.errorbar(range(len(groups)), stats[:, 0], yerr=stats[:, 1], fmt=marker(model), color=color(model),
+            stats = np.array([interval(v, split) for _, v, _ in points])
+            ax.errorbar(range(len(points)), stats[:, 0], yerr=stats[:, 1], fmt=marker(model), color=color(model),
                         capsize=3, ls="none")
-            ax.set_xticks(range(len(groups)), labels, rotation=30, ha="right", fontsize=7)
+            ax.set_xticks(range(len(points)), labels, rotation=30, ha="right", fontsize=7)
             ax.set(ylabel=label)
             ax.margins(x=0.25, y=0.15)
-        what = "mean over seeds per setting, one-std bars (axis zoomed to the values)"
+        what = ("mean over seeds per point, bars: 95 % t-interval over seeds (axis zoomed to the values)"
+                + ("; *: the registered setting" if any(r for *_, r in points) else ""))
     else:
         series = split_series(groups, others)
         shared = [(p, v) for p, v in groups if is_shared(p, others)]
@@ -174,7 +187,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
             xs = np.array([p[x_key] for p, _ in items], dtype=float)
             own = [j for j, (p, _) in enumerate(items) if not is_shared(p, others)]
             for ax, split, label in panels:
-                stats = np.array([v.band(split, SELECT_METRIC) for _, v in items])
+                stats = np.array([interval(v, split) for _, v in items])
                 line = ax.plot(xs, stats[:, 0], marker=MARKERS[i % len(MARKERS)], markevery=own,
                                label=name or display(model))[0]
                 ax.fill_between(xs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2,
@@ -182,15 +195,17 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
                 ax.set(xlabel=x_key, ylabel=label)
         for ax, split, _ in panels:             # a run common to every series: drawn once, in black
             for p, v in shared:
-                ax.plot(p[x_key], v.band(split, SELECT_METRIC)[0], "o", color="k", zorder=3,
+                ax.plot(p[x_key], interval(v, split)[0], "o", color="k", zorder=3,
                         label=f"{params_label(p)} (one run, every series)")
             sweep_scale(ax, [p[x_key] for p, _ in groups])
         axes[0, 0].legend()
-        what = f"NDCG@10 against {x_key}, mean over seeds with a one-std band"
+        what = f"NDCG@10 against {x_key}, mean over seeds with a 95 % t-interval band over seeds"
     fig.suptitle(f"study {study}: {display(model)} on {dataset}", fontsize=10)
+    from reports.ablations import under_budget
+
     return Figure(f"ablation_{study}_{dataset}_{model}", fig,
                   f"Study '{study}' of {display(model)} on {dataset}: validation and test {what}."
-                  + spread_words(groups))
+                  + spread_words(groups) + under_budget(runs))
 
 
 def optuna_figures(journal: Path, notes: list[str]) -> list[Figure]:

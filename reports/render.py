@@ -25,7 +25,7 @@ def markdown(table: Table) -> str:
 
 TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-              "±": r"$\pm$", "†": r"$^\dagger$", "@": "@"}
+              "±": r"$\pm$", "†": r"$^\dagger$", "@": "@", "Δ": r"$\Delta$", "−": "-", "≤": r"$\leq$"}
 
 
 def tex_escape(text: str) -> str:
@@ -35,10 +35,11 @@ def tex_escape(text: str) -> str:
 def tex_cell(c: Cell | None) -> str:
     if c is None:
         return ""
-    value = f"{c.mean:+.2f}\\%" if c.unit else f"{c.mean:.2f}"
+    value = f"{c.mean:+.2f}" if c.unit else f"{c.mean:.2f}"
     value = rf"\textbf{{{value}}}" if c.rank == 0 else rf"\underline{{{value}}}" if c.rank == 1 else value
     if c.std is not None:
         value += rf"{{\scriptsize$\pm${c.std:.2f}}}"
+    value += {"%": r"\%", " pt": " pt"}.get(c.unit, "")
     mark = {DAGGER: r"$^\dagger$", "*": r"$^*$"}.get(c.mark, "")
     return value + mark
 

@@ -15,7 +15,8 @@ from reports.stats import ALPHA, TESTS, holm, paired_p
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
            "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10",
            "valid hr@10": "Val HR@10", "kept hr@10": "HR@10 kept", "kept ndcg@10": "NDCG@10 kept",
-           "removed hr@10": "HR@10 removed", "removed ndcg@10": "NDCG@10 removed"}
+           "removed hr@10": "HR@10 removed", "removed ndcg@10": "NDCG@10 removed",
+           "delta removed ndcg@10": "Δ NDCG@10 removed", "delta kept ndcg@10": "Δ NDCG@10 kept"}
 DAGGER = "†"        # on a model's cell: the reference model differs from it significantly (Holm, p < ALPHA)
 STAR = "*"          # on an Improv. cell: the reference beats the best other model significantly
 
@@ -27,11 +28,11 @@ class Cell:
     rank: int | None = None         # 0 best in its column, 1 second best
     mark: str = ""
     p: float | None = None          # Holm-adjusted p-value behind the mark
-    unit: str = ""                  # "%" for improvements
+    unit: str = ""                  # "%" for improvements, " pt" for differences (std: a 95 % half-width)
 
     def text(self) -> str:
-        value = f"{self.mean:+.2f}{self.unit}" if self.unit else f"{self.mean:.2f}"
-        return value + (f"±{self.std:.2f}" if self.std is not None else "")
+        spread = f"±{self.std:.2f}" if self.std is not None else ""
+        return f"{self.mean:+.2f}{spread}{self.unit}" if self.unit else f"{self.mean:.2f}{spread}"
 
 
 @dataclass
@@ -210,6 +211,8 @@ def verdict(coll: Collection, chosen: dict[str, Variant], test: str) -> list[str
 
 
 def epochs_label(v: Variant) -> str:
+    if not all("best_epoch" in r.record and "epochs_run" in r.record for r in v.runs):
+        return "-"
     return f"{v.mean_of('best_epoch'):.0f}/{v.mean_of('epochs_run'):.0f}"
 
 
@@ -250,25 +253,49 @@ def config_diff(v: Variant, coll: Collection) -> str:
 MAX_ABLATION_ROWS = 15
 
 
-def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Table:
-    """Study value -> validation NDCG@10 and test metrics, mean +- std over seeds."""
+def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[dict] | None = None,
+             test: str = "ttest") -> Table:
+    """Study point -> validation NDCG@10 and test HR@10 / NDCG@10 with seen items removed and kept
+    (mean ± std over seeds), and each point's difference to the registered point (reports.ablations)."""
+    from reports.ablations import compare, under_budget
+
     notes: list[str] = []
-    groups = study_variants(runs, notes)
-    if len(groups) > MAX_ABLATION_ROWS:
-        groups.sort(key=lambda g: -g[1].stat("valid", SELECT_METRIC)[0])
-        notes.append(f"{len(groups)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
-        groups = groups[:MAX_ABLATION_ROWS]
-    groups.sort(key=lambda g: sort_key(g[0]))
-    metrics = ["valid ndcg@10", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"]
-    rows = [Row([params_label(p) or "(defaults)", str(v.seeds)],
-                [Cell(*v.stat("valid", SELECT_METRIC))] + [Cell(*v.stat("test", k)) for k in metrics[1:]])
-            for p, v in groups]
+    points = compare(runs, evals or [], test, notes=notes)
+    if len(points) > MAX_ABLATION_ROWS:
+        points.sort(key=lambda p: -p.variant.stat("valid", SELECT_METRIC)[0])
+        notes.append(f"{len(points)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
+        points = points[:MAX_ABLATION_ROWS]
+    seen_cols = [(seen, m) for seen in ("removed", "kept") for m in ("hr@10", "ndcg@10")]
+    deltas = [("removed", "ndcg@10"), ("kept", "ndcg@10")]
+    metrics = ["valid ndcg@10"] + [f"{s} {m}" for s, m in seen_cols] + [f"delta {s} {m}" for s, m in deltas]
+    rows = []
+    for p in points:
+        v = p.variant
+        seen_cells = []
+        for seen, m in seen_cols:
+            values = v.seen_values(seen, m, evals or [])
+            seen_cells.append(None if values is None else Cell(*store.mean_std(values)))
+        delta_cells = [None if (s, m) not in p.deltas else
+                       Cell(p.deltas[(s, m)].points, p.deltas[(s, m)].halfwidth, unit=" pt", p=p.deltas[(s, m)].p,
+                            mark=DAGGER if p.deltas[(s, m)].p < ALPHA else "") for s, m in deltas]
+        rows.append(Row([p.name + (" (registered)" if p.registered else ""), str(v.seeds), epochs_label(v)],
+                        [Cell(*v.stat("valid", SELECT_METRIC))] + seen_cells + delta_cells))
     rank_columns(rows)
+    for row in rows:                            # differences are not ranked
+        for c in row.cells[-len(deltas):]:
+            if c is not None:
+                c.rank = None
+    reference = next((p.name for p in points if p.registered), None)
+    about = (f" Δ: the point's per-user test NDCG@10 minus the registered point's ({reference}), averaged over "
+             f"seeds, in percentage points ± the half-width of its 95 % interval over users; {DAGGER}: p < {ALPHA}, "
+             f"{TESTS[test]}, Holm-adjusted over the study's {len(points) - 1} other points."
+             if reference else " No point of this study is the registered setting: no differences.")
     return Table(f"ablation_{slug(study)}_{slug(dataset)}_{slug(model)}",
                  f"study {study}: {display(model)} on {dataset}",
-                 f"Study '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test metrics (%), "
-                 f"mean ± std over seeds; {BEST_RULE}.",
-                 ["Setting", "Seeds"], metrics, rows, notes=notes + spread_notes(rows))
+                 f"Study '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test HR@10 / NDCG@10 "
+                 f"with seen items removed and kept (%), mean ± std over seeds, from the same checkpoints; epochs: "
+                 f"best / run; {BEST_RULE}." + about + under_budget(runs),
+                 ["Point", "Seeds", "Epochs"], metrics, rows, notes=notes + spread_notes(rows))
 
 
 def reevaluations(coll: Collection) -> Table | None:

@@ -40,18 +40,24 @@ class GridPlan:
     points: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
     names: tuple[str, ...] = ()
+    registered: str | None = None           # the point that resolves to the model's registered settings
 
     @classmethod
     def of(cls, ablation: Ablation, target: Target, seeds: list[int]) -> "GridPlan":
         # the study's selection settings, under the command line's --set values
         target = dataclasses.replace(target, base={**{k: raw(v) for k, v in ablation.fixed.items()}, **target.base})
-        for point in ablation.points:       # each point with the --set values: a bad mix fails before any work
-            registry.resolve(target.model, target.overrides(point), dataset_name(target.dataset),
-                             target.protocol.max_len)
+        def resolved(point):
+            spec = registry.resolve(target.model, target.overrides(point), dataset_name(target.dataset),
+                                    target.protocol.max_len)
+            return spec.config, spec.train
+        # each point with the --set values: a bad mix fails before any work
+        configs = [resolved(point) for point in ablation.points]
+        names = ablation.names or tuple(label(p) for p in ablation.points)
+        registered = next((n for n, c in zip(names, configs) if c == resolved({})), None)
         settings = {"points": ablation.points, "seeds": seeds, "model": target.model, "base": target.base,
                     "protocol": target.protocol.to_dict(), "dataset": target.dataset}
         sid = f"{ablation.name}-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
-        return cls(ablation.name, sid, target, ablation.points, tuple(seeds), ablation.names)
+        return cls(ablation.name, sid, target, ablation.points, tuple(seeds), ablation.names, registered)
 
     @property
     def labels(self) -> list[str]:
@@ -89,7 +95,8 @@ class GridPlan:
             trial.set_user_attr("duplicate_of", owner)
             raise DuplicatePoint(f"trial {owner} holds {name}, seed {seed}")
         params = self.points[self.labels.index(name)]
-        return run_trial(self, trial, params, seed, prune=False, point=name)["valid"][SELECT_METRIC]
+        point = {"point": name, "point_index": self.labels.index(name), "registered": name == self.registered}
+        return run_trial(self, trial, params, seed, prune=False, point=point)["valid"][SELECT_METRIC]
 
 
 def dataset_name(spec: str) -> str:

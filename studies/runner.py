@@ -65,19 +65,17 @@ class DuplicatePoint(Exception):
 
 
 def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], seed: int, prune: bool,
-              point: str | None = None) -> dict:
-    """Train and evaluate one trial through `run_one`; returns its results record (tagged with the
-    grid point's name, `point`, when it has one)."""
+              point: dict[str, Any] | None = None) -> dict:
+    """Train and evaluate one trial through `run_one`; returns its results record, tagged with the
+    grid point (`point`: its name, its index in the grid and whether it is the registered setting)."""
     target = plan.target
-    tags = {"study": plan.name, "study_id": plan.study_id, "trial": trial.number, "params": params,
-            **({"point": point} if point else {})}
+    tags = {"study": plan.name, "study_id": plan.study_id, "trial": trial.number, "params": params, **(point or {})}
     req = RunRequest(model=target.model, dataset=target.dataset, seed=seed, out=target.out,
                      protocol=target.protocol, overrides=target.overrides(params), device=target.device,
                      data_dir=target.data_dir, threads=target.threads, tags=tags,
                      on_eval=pruning_callback(trial) if prune else None)
     record = run_one(req)
-    if record.get("skipped") and (record.get("study_id"), record.get("params"), record.get("point")) != (
-            plan.study_id, params, tags.get("point")):
+    if record.get("skipped") and any(record.get(k) != v for k, v in tags.items() if k != "trial"):
         # a run finished before (by `bench run` or another study): tag a copy for this study
         record = {**{k: v for k, v in record.items() if k != "skipped"}, **tags, "reused": True}
         results.append(Path(target.out), record)

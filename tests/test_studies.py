@@ -169,3 +169,48 @@ def test_every_named_ablation_resolves_to_valid_configs():
             registry.resolve(study.model, {study.model: {k: raw(v) for k, v in point.items()}})
     fidelity = ablation.find("code_fidelity", "diffurec", {})
     assert fidelity.model == "diffurec" and len(fidelity.points) == 4
+
+
+TINY_DIFFUSION = ["--set", "diffurecsys.hidden=16", "--set", "diffurecsys.blocks=1", "--set", "diffurecsys.heads=2",
+                  "--set", "diffurecsys.epochs=2", "--set", "diffurecsys.eval_every=1"]
+
+
+def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_its_registered_point(tmp_path):
+    """bench ablate noisy_target --exclude-seen --max-len 20: every run carries the protocol and the study's
+    selection settings; the registered point is marked; the report sets each point against it."""
+    from bench.runs import results
+    from reports.collect import collect
+    from reports import tables
+
+    out = tmp_path / "out"
+    proc = bench_cli("ablate", "noisy_target", "--dataset", "synthetic", "--seeds", "2", "--exclude-seen",
+                     "--max-len", "20", *TINY_DIFFUSION, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recs = [r for r in results.read(out) if r.get("study") == "noisy_target"]
+    assert len(recs) == 4
+    for r in recs:
+        assert r["protocol"]["exclude_seen"] is True and r["protocol"]["max_len"] == 20
+        assert r["config"]["valid_inference_steps"] == 1 and r["train"]["patience"] == 3
+        assert r["train"]["precision"] == "fp32" and set(r["test_seen"]) == {"kept", "removed"}
+    assert {(r["point"], r["registered"]) for r in recs} == {("registered", True), ("lambda=0", False)}
+    coll = collect([out])
+    (study, _, model), runs = next(iter(coll.studies().items()))
+    table = tables.ablation(study, "synthetic", model, runs, coll.evals)
+    names = [row.labels[0] for row in table.rows]
+    assert names == ["registered (registered)", "lambda=0"]
+    delta = table.rows[1].cells[-2]                # NDCG@10 removed, lambda = 0 against the registered point
+    assert delta is not None and delta.p is not None and delta.unit == " pt" and delta.std > 0
+    assert table.rows[0].cells[-2] is None
+    assert "Budget below the usual peak: 4 of 4 runs ended at their epoch budget (2 epochs)" in table.caption
+    from reports import figures
+
+    fig = figures.ablation(study, "synthetic", model, runs)
+    ticks = [t.get_text() for t in fig.fig.axes[0].get_xticklabels()]
+    assert ticks == ["registered * (n = 2)", "lambda=0 (n = 2)"] and "95 % t-interval" in fig.caption
+    # a second command with another study sharing the registered point trains nothing new
+    again = bench_cli("ablate", "offset_noise", "--dataset", "synthetic", "--seeds", "2", "--exclude-seen",
+                      "--max-len", "20", "--grid", "offset_noise=0.1", "--grid", "offset_kind=per_example",
+                      *TINY_DIFFUSION, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    trained = {r["run_id"] for r in results.read(out) if not r.get("reused")}
+    assert len(trained) == 4
