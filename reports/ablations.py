@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.collect import Run, Variant
+from reports.collect import Run, Variant, read_per_user
 from reports.settings import params_label, sort_key, study_variants
 from reports.stats import CONFIDENCE, holm, paired_p
 
@@ -26,12 +26,58 @@ class Delta:
     p: float                # paired test, Holm-adjusted over the study's points
 
 
+class Rescored:
+    """A point's checkpoints scored again on test (a study's `rescore`: `bench eval` lines tagged with
+    its name): what a Variant offers the tables, from those lines."""
+
+    def __init__(self, variant: Variant, entries: list[dict]):
+        self.variant, self.entries = variant, entries
+        self.by_run = {r.record["run_id"]: r for r in variant.runs}
+
+    @property
+    def seeds(self) -> int:
+        return len(self.entries)
+
+    @property
+    def record(self) -> dict:
+        return self.variant.record
+
+    def seen_values(self, seen: str, metric: str, evals=None) -> list[float] | None:
+        if not all(seen in e.get("test_seen", {}) for e in self.entries):
+            return None
+        return [100 * e["test_seen"][seen][metric] for e in self.entries]
+
+    def seen_per_user(self, seen: str, metric: str, evals=None) -> np.ndarray | None:
+        if not all(seen in e.get("per_user_seen", {}) for e in self.entries):
+            return None
+        return np.mean([read_per_user(self.by_run[e["run_id"]].root / e["per_user_seen"][seen],
+                                      self.by_run[e["run_id"]].record)[metric] for e in self.entries], axis=0)
+
+
 @dataclass
 class Point:
     name: str
-    variant: Variant
+    variant: Variant | Rescored
     registered: bool
     deltas: dict[tuple[str, str], Delta]    # (seen, metric) -> difference to the registered point
+    rescored: str = ""                      # the re-scoring's name, for a re-scored point
+
+
+def rescored_points(points: list[Point], evals: list[dict]) -> list[Point]:
+    """Each point's re-scorings that every one of its seeds has, after the point, in the order first met."""
+    out = []
+    for p in points:
+        ids = {r.record["run_id"] for r in p.variant.runs}
+        names: dict[str, list[dict]] = {}
+        for e in evals:
+            if e.get("rescore") and e["run_id"] in ids:
+                names.setdefault(e["rescore"], []).append(e)
+        out.append(p)
+        order = sorted(names, key=lambda n: (min(e.get("rescore_index", 0) for e in names[n]), n))
+        for name, entries in ((n, names[n]) for n in order):
+            if {e["run_id"] for e in entries} == ids:
+                out.append(Point(f"{p.name}, {name}", Rescored(p.variant, entries), False, {}, name))
+    return out
 
 
 def point_name(params: dict, variant: Variant) -> str:
@@ -54,7 +100,7 @@ def paired_halfwidth(diff: np.ndarray) -> float:
 
 def compare(runs: list[Run], evals: list[dict], test: str, metrics=("ndcg@10", "hr@10"),
             notes: list[str] | None = None) -> list[Point]:
-    points = [Point(n, v, reg, {}) for n, v, reg in ordered(runs, notes)]
+    points = rescored_points([Point(n, v, reg, {}) for n, v, reg in ordered(runs, notes)], evals)
     reference = next((p for p in points if p.registered), None)
     if reference is None:
         return points

@@ -261,10 +261,12 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
 
     notes: list[str] = []
     points = compare(runs, evals or [], test, notes=notes)
-    if len(points) > MAX_ABLATION_ROWS:
-        points.sort(key=lambda p: -p.variant.stat("valid", SELECT_METRIC)[0])
-        notes.append(f"{len(points)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
-        points = points[:MAX_ABLATION_ROWS]
+    trained = [p for p in points if not p.rescored]
+    if len(trained) > MAX_ABLATION_ROWS:       # the best on validation, each with its re-scorings
+        kept = sorted(trained, key=lambda p: -p.variant.stat("valid", SELECT_METRIC)[0])[:MAX_ABLATION_ROWS]
+        notes.append(f"{len(trained)} settings; the {MAX_ABLATION_ROWS} best on validation NDCG@10 are shown.")
+        ids = {id(p.variant) for p in kept}
+        points = [p for p in points if id(p.variant.variant if p.rescored else p.variant) in ids]
     seen_cols = [(seen, m) for seen in ("removed", "kept") for m in ("hr@10", "ndcg@10")]
     deltas = [("removed", "ndcg@10"), ("kept", "ndcg@10")]
     metrics = ["valid ndcg@10"] + [f"{s} {m}" for s, m in seen_cols] + [f"delta {s} {m}" for s, m in deltas]
@@ -278,8 +280,9 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
         delta_cells = [None if (s, m) not in p.deltas else
                        Cell(p.deltas[(s, m)].points, p.deltas[(s, m)].halfwidth, unit=" pt", p=p.deltas[(s, m)].p,
                             mark=DAGGER if p.deltas[(s, m)].p < ALPHA else "") for s, m in deltas]
-        rows.append(Row([p.name + (" (registered)" if p.registered else ""), str(v.seeds), epochs_label(v)],
-                        [Cell(*v.stat("valid", SELECT_METRIC))] + seen_cells + delta_cells))
+        valid = None if p.rescored else Cell(*v.stat("valid", SELECT_METRIC))
+        rows.append(Row([p.name + (" (registered)" if p.registered else ""), str(v.seeds),
+                         "re-scored" if p.rescored else epochs_label(v)], [valid] + seen_cells + delta_cells))
     rank_columns(rows)
     for row in rows:                            # differences are not ranked
         for c in row.cells[-len(deltas):]:
@@ -294,7 +297,10 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
                  f"study {study}: {display(model)} on {dataset}",
                  f"Study '{study}' of {display(model)} on {dataset}: validation NDCG@10 and test HR@10 / NDCG@10 "
                  f"with seen items removed and kept (%), mean ± std over seeds, from the same checkpoints; epochs: "
-                 f"best / run; {BEST_RULE}." + about + under_budget(runs),
+                 f"best / run; {BEST_RULE}." + about + (
+                     " A point \"P, name\": P's checkpoints scored again on test with an evaluation-time change "
+                     "(no training; validation is P's)." if any(p.rescored for p in points) else "")
+                 + under_budget(runs),
                  ["Point", "Seeds", "Epochs"], metrics, rows, notes=notes + spread_notes(rows))
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from bench import registry
 from bench.errors import BenchError
@@ -40,6 +40,9 @@ class Ablation:
     doc: str = ""
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)   # every point's settings, under --set
     names: tuple[str, ...] = ()             # a short name per point (else "field=value, ...")
+    # evaluation-time settings each finished checkpoint is re-scored with on test (`bench eval`, no
+    # training): point, registered? -> [(name, {field: value})]
+    rescore: Callable[[dict[str, Any], bool], list[tuple[str, dict[str, Any]]]] | None = None
 
     def label(self, i: int) -> str:
         return self.names[i] if self.names else label(self.points[i])

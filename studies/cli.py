@@ -77,6 +77,7 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
     """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
     from bench.cli.options import parse_seeds
     from studies import ablation, grid as grids, runner
+    from studies.rescore import rescore
     from studies.storage import shown
 
     if workers < 1:
@@ -88,7 +89,9 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
     if dry_run:
         return
     url = _storage(storage, out, plan.study_id)
-    header, rows = grids.table_rows(plan, runner.run_study(plan, url, workers))
+    finished = runner.run_study(plan, url, workers)
+    rescore(study, plan, device, str(data_dir) if data_dir else None)
+    header, rows = grids.table_rows(plan, finished)
     _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
                  f"* = best validation NDCG@10", header, rows)
     typer.echo(f"study {plan.study_id}: {shown(url)}; results: {out / 'results.jsonl'}")

@@ -197,8 +197,13 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     (study, _, model), runs = next(iter(coll.studies().items()))
     table = tables.ablation(study, "synthetic", model, runs, coll.evals)
     names = [row.labels[0] for row in table.rows]
-    assert names == ["registered (registered)", "lambda=0"]
-    delta = table.rows[1].cells[-2]                # NDCG@10 removed, lambda = 0 against the registered point
+    # the registered checkpoints were scored again with x_t zeroed and shuffled (no training)
+    assert names == ["registered (registered)", "registered, x_t zeroed", "registered, x_t shuffled", "lambda=0"]
+    probes = [e for e in results.read(out, results.EVALS) if e.get("study") == "noisy_target"]
+    assert sorted(e["rescore"] for e in probes) == ["x_t shuffled"] * 2 + ["x_t zeroed"] * 2
+    assert table.rows[1].labels[2] == "re-scored" and table.rows[1].cells[0] is None
+    assert table.rows[1].cells[-2].p is not None
+    delta = table.rows[3].cells[-2]                # NDCG@10 removed, lambda = 0 against the registered point
     assert delta is not None and delta.p is not None and delta.unit == " pt" and delta.std > 0
     assert table.rows[0].cells[-2] is None
     assert "Budget below the usual peak: 4 of 4 runs ended at their epoch budget (2 epochs)" in table.caption
@@ -214,3 +219,6 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     assert again.returncode == 0, again.stderr
     trained = {r["run_id"] for r in results.read(out) if not r.get("reused")}
     assert len(trained) == 4
+    rerun = bench_cli("ablate", "noisy_target", "--dataset", "synthetic", "--seeds", "2", "--exclude-seen",
+                      "--max-len", "20", *TINY_DIFFUSION, "--out", str(out))
+    assert rerun.returncode == 0 and len(results.read(out, results.EVALS)) == 4       # nothing re-scored twice

@@ -101,8 +101,10 @@ def load_best(out: Path, record: dict, ds: data.Dataset, values: dict[str, str] 
 
 
 def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str], device: str = "auto",
-               exclude_seen: bool | None = None, splits: tuple[str, ...] = ("valid", "test")) -> dict:
-    """Score one run's best checkpoint on `splits`; returns the evals.jsonl record."""
+               exclude_seen: bool | None = None, splits: tuple[str, ...] = ("valid", "test"),
+               tags: dict | None = None) -> dict:
+    """Score one run's best checkpoint on `splits`; returns the evals.jsonl record (with `tags`, e.g. the
+    study that asked for it)."""
     name = record["model"]
     model, config, train, protocol, dev = load_best(out, record, ds, values, device, exclude_seen)
     entry = {"run_id": record["run_id"], "model": name, "dataset": record["dataset"],
@@ -110,7 +112,7 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
              "changes": {k: getattr(config, k) if hasattr(config, k) else getattr(train, k) for k in values},
              "config": dataclasses.asdict(config), "protocol": protocol.to_dict(),
              "stored": {s: record[s] for s in ("valid", "test")}, "device": str(dev),
-             "threads": torch.get_num_threads(), "git_revision": git_revision()}
+             "threads": torch.get_num_threads(), "git_revision": git_revision(), **(tags or {})}
     if exclude_seen is not None:
         entry["changes"]["exclude_seen"] = exclude_seen
     for which in splits:
