@@ -289,6 +289,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
             if c is not None:
                 c.rank = None
     reference = next((p.name for p in points if p.registered), None)
+    notes += answers(points, test)
     about = (f" Δ: the point's per-user test NDCG@10 minus the registered point's ({reference}), averaged over "
              f"seeds, in percentage points ± the half-width of its 95 % interval over users; {DAGGER}: p < {ALPHA}, "
              f"{TESTS[test]}, Holm-adjusted over the study's {len(points) - 1} other points."
@@ -302,6 +303,23 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
                      "(no training; validation is P's)." if any(p.rescored for p in points) else "")
                  + under_budget(runs),
                  ["Point", "Seeds", "Epochs"], metrics, rows, notes=notes + spread_notes(rows))
+
+
+def answers(points, test: str) -> list[str]:
+    """One line per point against the registered point: test NDCG@10 and HR@10, seen items removed and kept."""
+    reference = next((p.name for p in points if p.registered), None)
+    lines = []
+    for p in points:
+        parts = []
+        for seen in ("removed", "kept"):
+            for metric in ("ndcg@10", "hr@10"):
+                d = p.deltas.get((seen, metric))
+                if d is not None:
+                    parts.append(f"{HEADERS[metric]} {d.points:+.2f} ± {d.halfwidth:.2f} pt seen {seen} (p = {d.p:.2g})")
+        if parts:
+            lines.append(f"{p.name} against {reference}: " + "; ".join(parts)
+                         + f" ({TESTS[test]}, Holm over the study's points; ± 95 % interval over users).")
+    return lines
 
 
 def reevaluations(coll: Collection) -> Table | None:

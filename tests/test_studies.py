@@ -206,6 +206,8 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     delta = table.rows[3].cells[-2]                # NDCG@10 removed, lambda = 0 against the registered point
     assert delta is not None and delta.p is not None and delta.unit == " pt" and delta.std > 0
     assert table.rows[0].cells[-2] is None
+    line = next(n for n in table.notes if n.startswith("lambda=0 against registered: NDCG@10 "))
+    assert "seen removed (p = " in line and "seen kept" in line and "HR@10" in line
     assert "Budget below the usual peak: 4 of 4 runs ended at their epoch budget (2 epochs)" in table.caption
     from reports import figures
 

@@ -342,7 +342,7 @@ def table(rows: list[PlanRow], jobs: int, cores: int, jobs_flag: str = "--jobs")
         side = min(cores, sum(r.state != "finished" for r in rows))
         if jobs < side:
             hints.append(f"{jobs_flag} {side} runs them side by side")
-        hints.append("a GPU (--device cuda) is minutes where this CPU takes hours")
+        hints.append("a GPU (--device cuda), if there is one")
         if any(r.valid_steps > 1 and r.state != "finished" for r in rows):
             hints.append("--set <model>.valid_inference_steps=1 makes the diffusion models' validation passes one step")
     return t, hints

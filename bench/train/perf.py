@@ -50,18 +50,25 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    """Measured GFLOP/s of an n x n x n matmul: the practical peak of this machine."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    for _ in range(2):
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, budget_s: float = 2.0) -> float:
+    """Measured GFLOP/s of an n x n x n matmul: the practical peak of this machine. A first small
+    product sizes the measurement to about `budget_s` seconds, so a dtype this machine emulates
+    (bf16 without bf16 units: 17x slower than fp32 on an AMD Zen 3) does not hold `bench perf` for minutes."""
+    def rate(size: int, reps: int) -> float:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
         a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        return 2 * size ** 3 * reps / max(time.perf_counter() - t0, 1e-9) / 1e9
+
+    guess = rate(256, 2)
+    n = max(256, min(n, int((guess * 1e9 * budget_s / 8) ** (1 / 3))))     # one product ~ budget / 4
+    reps = max(1, min(10, int(budget_s / (2 * n ** 3 / (guess * 1e9)))))
+    return rate(n, reps)
 
 
 def reset_peak_memory(device: torch.device) -> None:
