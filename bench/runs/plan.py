@@ -26,7 +26,7 @@ from bench.runs.grid import duration
 from bench.runs.identity import dataset_fingerprint, run_id
 from bench.runs.run import RunRequest
 
-TIMED_STEPS = 2          # the smallest and the largest batch, after a warm-up on the smallest
+TIMED_STEPS = 2          # the smallest and the largest batch, after a warm-up on the largest
 TIMINGS_KEPT_S = 7 * 86400  # a shape timed on this machine is reused for a week (bench.runs.plan.TimingCache)
 
 
@@ -97,7 +97,7 @@ def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> 
         picks = [by_size[round(q * (len(by_size) - 1) / max(TIMED_STEPS - 1, 1))] for q in range(TIMED_STEPS)]
         model.train()
         sizes, seconds = [], []
-        for step, i in enumerate([picks[0], *picks]):            # the first step (the smallest) warms up
+        for step, i in enumerate([picks[-1], *picks]):           # the first step (the largest) warms up
             batch = batching.make_batch(examples, real, order[i], fmt, per_batch)
             t0 = time.perf_counter()
             train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
