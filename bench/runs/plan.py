@@ -97,7 +97,10 @@ def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> 
         picks = [by_size[round(q * (len(by_size) - 1) / max(TIMED_STEPS - 1, 1))] for q in range(TIMED_STEPS)]
         model.train()
         sizes, seconds = [], []
-        for step, i in enumerate([picks[-1], *picks]):           # the first step (the largest) warms up
+        # the first step (the largest) warms up the process: once per plan, the next shapes find it warm
+        warm = [] if memo.get("warm") else [picks[-1]]
+        memo["warm"] = True
+        for step, i in enumerate([*warm, *picks], start=1 - len(warm)):
             batch = batching.make_batch(examples, real, order[i], fmt, per_batch)
             t0 = time.perf_counter()
             train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
