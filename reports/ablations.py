@@ -64,13 +64,15 @@ class Point:
 
 
 def rescored_points(points: list[Point], evals: list[dict]) -> list[Point]:
-    """Each point's re-scorings that every one of its seeds has, after the point, in the order first met."""
+    """Each point's re-scorings by its own study that every one of its seeds has, after the point, in
+    the study's order (a run two studies share carries both studies' re-scorings)."""
     out = []
     for p in points:
         ids = {r.record["run_id"] for r in p.variant.runs}
+        study = p.variant.record.get("study")
         names: dict[str, list[dict]] = {}
         for e in evals:
-            if e.get("rescore") and e["run_id"] in ids:
+            if e.get("rescore") and e["run_id"] in ids and e.get("study") == study:
                 names.setdefault(e["rescore"], []).append(e)
         out.append(p)
         order = sorted(names, key=lambda n: (min(e.get("rescore_index", 0) for e in names[n]), n))

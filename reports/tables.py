@@ -281,7 +281,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
                        Cell(p.deltas[(s, m)].points, p.deltas[(s, m)].halfwidth, unit=" pt", p=p.deltas[(s, m)].p,
                             mark=DAGGER if p.deltas[(s, m)].p < ALPHA else "") for s, m in deltas]
         valid = None if p.rescored else Cell(*v.stat("valid", SELECT_METRIC))
-        rows.append(Row([p.name + (" (registered)" if p.registered else ""), str(v.seeds),
+        rows.append(Row([p.name + (" (registered)" if p.registered and "registered" not in p.name else ""), str(v.seeds),
                          "re-scored" if p.rescored else epochs_label(v)], [valid] + seen_cells + delta_cells))
     rank_columns(rows)
     for row in rows:                            # differences are not ranked

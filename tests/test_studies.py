@@ -198,7 +198,7 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     table = tables.ablation(study, "synthetic", model, runs, coll.evals)
     names = [row.labels[0] for row in table.rows]
     # the registered checkpoints were scored again with x_t zeroed and shuffled (no training)
-    assert names == ["registered (registered)", "registered, x_t zeroed", "registered, x_t shuffled", "lambda=0"]
+    assert names == ["registered", "registered, x_t zeroed", "registered, x_t shuffled", "lambda=0"]
     probes = [e for e in results.read(out, results.EVALS) if e.get("study") == "noisy_target"]
     assert sorted(e["rescore"] for e in probes) == ["x_t shuffled"] * 2 + ["x_t zeroed"] * 2
     assert table.rows[1].labels[2] == "re-scored" and table.rows[1].cells[0] is None
@@ -224,3 +224,8 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     rerun = bench_cli("ablate", "noisy_target", "--dataset", "synthetic", "--seeds", "2", "--exclude-seen",
                       "--max-len", "20", *TINY_DIFFUSION, "--out", str(out))
     assert rerun.returncode == 0 and len(results.read(out, results.EVALS)) == 4       # nothing re-scored twice
+    # the registered run is offset_noise's too: its table shows no re-scoring of noisy_target's
+    coll = collect([out])
+    offset = next(runs for (name, _, _), runs in coll.studies().items() if name == "offset_noise")
+    assert [row.labels[0] for row in tables.ablation("offset_noise", "synthetic", model, offset, coll.evals).rows] \
+        == ["offset_noise=0.1, offset_kind=per_example (registered)"]
