@@ -68,7 +68,7 @@ def rescored_points(points: list[Point], evals: list[dict]) -> list[Point]:
     the study's order (a run two studies share carries both studies' re-scorings)."""
     out = []
     for p in points:
-        ids = {r.record["run_id"] for r in p.variant.runs}
+        ids = {r.record.get("run_id") for r in p.variant.runs} - {None}
         study = p.variant.record.get("study")
         names: dict[str, list[dict]] = {}
         for e in evals:

@@ -118,7 +118,8 @@ class OlderConfig:
     eval_samples: int
 
 
-LATER = ("init_std", "block_dropout", "valid_inference_steps", "padding_sink")
+LATER = ("init_std", "block_dropout", "valid_inference_steps", "padding_sink", "chain_blocks", "shared_norm",
+         "query_norm", "query_per_position", "xt_probe")
 
 
 def test_a_field_added_later_keeps_stored_runs_the_same_runs():
@@ -173,7 +174,7 @@ def test_a_run_another_process_trains_is_deferred_then_waited_for(tmp_path):
     from bench.runs.run import RunRequest, run_one
 
     reqs = [RunRequest(model="pop", dataset="synthetic", seed=s, out=str(tmp_path)) for s in (0, 1)]
-    rids = [run_id(registry.resolve("pop", {}), dataset_fingerprint("synthetic", None), r.seed, r.protocol)
+    rids = [run_id(registry.resolve("pop", {}, "synthetic"), dataset_fingerprint("synthetic", None), r.seed, r.protocol)
             for r in reqs]
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_path(tmp_path, rids[0])),
                                str(tmp_path / results.RESULTS), rids[1]], stdout=subprocess.PIPE, text=True)

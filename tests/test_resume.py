@@ -56,10 +56,10 @@ def test_sigkill_then_rerun_gives_identical_metrics(tmp_path):
     epoch = torch.load(ckpt, weights_only=True)["state"]["epoch"]
     assert 1 <= epoch < 8
     rid = ckpt.parent.name.split("-", 1)[1]
-    assert status_row(killed, rid)[4:6] == ["stopped", str(epoch)]
+    assert status_row(killed, rid)[5:7] == ["stopped", str(epoch)]
     with open(lock_path(killed, rid), "a") as f:      # as a process training it would
         fcntl.flock(f, fcntl.LOCK_EX)
-        assert status_row(killed, rid)[4] == "training"
+        assert status_row(killed, rid)[5] == "training"
 
     resumed = subprocess.run([sys.executable, "-m", "bench.cli", *ARGS, "--out", str(killed)],
                              capture_output=True, text=True, timeout=300)
@@ -69,7 +69,7 @@ def test_sigkill_then_rerun_gives_identical_metrics(tmp_path):
     assert uninterrupted.returncode == 0, uninterrupted.stderr
 
     a = json.loads((killed / "results.jsonl").read_text())
-    assert status_row(killed, rid)[4:6] == ["finished", "8"]
+    assert status_row(killed, rid)[5:7] == ["finished", "8"]
     b = json.loads((clean / "results.jsonl").read_text())
     assert a["epochs_run"] == b["epochs_run"] == 8
     assert a["test"] == b["test"] and a["valid"] == b["valid"] and a["best_epoch"] == b["best_epoch"]
