@@ -1,10 +1,13 @@
 # make test   install what is missing into .venv, then run the test suite
-# make bench  install what is missing, run every model on $(DATASET), show the results table
+# make bench  install what is missing, run every model on $(DATASET) (default: the quick look on
+#             synthetic), show the results table and write the report; a real dataset
+#             (DATASET=toys, beauty) prints its plan first and asks before hours of training
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DATASET ?= toys
+DATASET ?= synthetic
 SEEDS ?= 1
+CONFIRM ?=
 OUT ?= runs
 BENCH_ARGS ?=
 
@@ -26,6 +29,11 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	@if [ "$(DATASET)" != synthetic ] && [ "$(CONFIRM)" != yes ]; then \
+		$(BIN)/bench run --models all --dataset $(DATASET) --seeds $(SEEDS) --out $(OUT) $(BENCH_ARGS) --dry-run && \
+		if [ -t 0 ]; then read -p "start this grid? [y/N] " ok && [ "$$ok" = y ]; \
+		else echo "the plan above; start it with: make bench DATASET=$(DATASET) CONFIRM=yes"; false; fi; \
+	fi
 	$(BIN)/bench run --models all --dataset $(DATASET) --seeds $(SEEDS) --out $(OUT) $(BENCH_ARGS)
 	$(BIN)/bench results $(OUT)
 	$(BIN)/bench report $(OUT) --out $(OUT)/report

@@ -64,7 +64,7 @@ class SASRec(nn.Module):
     # 17.66-17.75 at epochs 95-175 (early stopping ends two runs inside the budget) against 17.53-17.61
     # at epochs 175-195 of 200; at max_len 200 (seed 0) 17.73 at epoch 160, where every 5e-4 seed
     # still rises at epoch 200. An ML-1M epoch is only 12-17 steps of 512 windows.
-    # synthetic: the quick look (`DATASET=synthetic make bench`), chosen on its validation split
+    # synthetic: the quick look (`make bench`), chosen on its validation split
     dataset_presets = {"ml-1m": {"dropout": "0.2", "lr": "1e-3"},
                        "synthetic": {"hidden": "128", "dropout": "0.2", "lr": "3e-3", "epochs": "100", "patience": "3"}}
     train_format = "sequence"

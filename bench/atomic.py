@@ -38,6 +38,18 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], suffix: str = ".
             os.unlink(tmp)
 
 
+def sweep(folder: Path, recursive: bool = True) -> int:
+    """Remove the temporary files that killed writers left in `folder` (.NAME.XXXX.tmp; in its subfolders
+    too if `recursive`); call it only while holding the folder's lock (`locks.holding`), so no live
+    writer's file goes. Returns how many."""
+    gone = 0
+    for tmp in (Path(folder).rglob if recursive else Path(folder).glob)(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 

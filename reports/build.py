@@ -5,7 +5,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.atomic import atomic_write, atomic_write_text, sweep
 from bench.errors import BenchError
+from bench.runs import results as store
+from bench.runs.locks import holding
 from reports import dots, figures, gifs, render, tables
 from reports.collect import Collection, collect, display, model_order, table_label, trajectory_file
 from reports.settings import study_variants
@@ -38,8 +41,7 @@ class Report:
 
     def write(self, rel: str, text: str, what: str) -> None:
         path = self.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        atomic_write_text(path, text)
         self.written.append((path, what))
 
 
@@ -49,7 +51,7 @@ def title_lines(coll: Collection, dirs: list[Path], reference: str, test: str) -
     def distinct(get) -> str:
         return ", ".join(sorted({str(get(r)) for r in recs}))
 
-    lines = [f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}", f"runs: {', '.join(map(str, dirs))} ({len(recs)} runs)",
+    lines = [f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}", f"runs: {', '.join(map(str, dirs))} ({plural(len(recs), 'run')})",
              "", "protocol:"]
     for key in sorted({k for r in recs for k in r["protocol"]}):
         lines.append(f"  {key}: {distinct(lambda r: r['protocol'].get(key))}")
@@ -68,14 +70,37 @@ def title_lines(coll: Collection, dirs: list[Path], reference: str, test: str) -
     if again:
         lines.append(f"  re-scored (--rescored): {len(again)} of {len(recs)} runs, by "
                      f"{', '.join(sorted({str(r['rescored_by']) for r in again}))}")
-    lines += ["",
-              f"comparison: {display(reference)} against the other models; {TESTS[test]} over per-user test "
-              "values, Holm-corrected; per model the configuration with the best validation NDCG@10 is shown"]
+    models = {r.model for r in coll.runs}
+    against = (f"{display(reference)} against the other models; {TESTS[test]} over per-user test values, "
+               "Holm-corrected" if reference in models and len(models) > 1 else
+               f"none ({'no runs of ' + display(reference) if reference not in models else 'one model'}; "
+               "--baseline names the model the others are compared with)")
+    lines += ["", f"comparison: {against}; per model the configuration with the best validation NDCG@10 is shown"]
     return lines
+
+
+def budget_notes(coll: Collection) -> list[str]:
+    """A note per dataset and model whose runs stopped at their epoch budget still improving."""
+    hit: dict[tuple[str, str], list[dict]] = {}
+    for r in coll.runs:
+        if store.still_improving(r.record):
+            hit.setdefault((table_label(r.record), r.model), []).append(r.record)
+    notes = []
+    for (d, m), recs in sorted(hit.items()):
+        seeds = ", ".join(str(r["seed"]) for r in recs)
+        budgets = ", ".join(sorted({str(r["train"]["epochs"]) for r in recs}))
+        notes.append(f"{d}, {display(m)}: {store.BUDGET_HIT} ({plural(len(recs), 'run')}, seeds {seeds}: the best "
+                     f"epoch is the last validation of a {budgets}-epoch budget; a longer budget may score higher).")
+    return notes
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' * (n != 1)}"
 
 
 def make_tables(coll: Collection, reference: str, test: str) -> list[tables.Table]:
     out = []
+    coll.notes += budget_notes(coll)
     for d in coll.datasets():
         out += [tables.comparison(coll, d, reference, test), tables.protocols(coll, d, test)]
     for (study, d, m), runs in sorted(coll.studies().items()):
@@ -167,6 +192,15 @@ def build_report(dirs: list[Path], out: Path, formats: set[str], reference: str 
                          f"{', '.join(sorted({r.model for r in coll.runs}))}")
     report = Report(out, formats)
     out.mkdir(parents=True, exist_ok=True)
+    with holding(out, "report"):    # every file is written whole (atomically); two reports into one folder take turns
+        for folder in (out, out / "tables", out / "figures", out / "gifs"):
+            sweep(folder, recursive=False)      # temporary files of a report killed mid-write
+        write_files(report, coll, dirs, reference, test)
+    return report
+
+
+def write_files(report: Report, coll: Collection, dirs: list[Path], reference: str, test: str) -> None:
+    out, formats = report.out, report.formats
     if formats & {"pdf", "png", "gif"}:
         figures.style()
     tabs = make_tables(coll, reference, test)
@@ -181,8 +215,7 @@ def build_report(dirs: list[Path], out: Path, formats: set[str], reference: str 
     if "png" in formats:
         for f in figs:
             path = out / "figures" / f"{tables.slug(f.name)}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            f.fig.savefig(path)
+            atomic_write(path, lambda file, fig=f.fig: fig.savefig(file, format="png"))
             report.written.append((path, f.caption))
     if "pdf" in formats:
         write_pdf(report, coll, dirs, reference, test, tabs, figs, animations)
@@ -193,16 +226,20 @@ def build_report(dirs: list[Path], out: Path, formats: set[str], reference: str 
 
         for f in figs:
             plt.close(f.fig)
-    return report
 
 
 def write_pdf(report, coll, dirs, reference, test, tabs, figs, animations) -> None:
+    path = report.out / "report.pdf"
+    atomic_write(path, lambda file: pdf_pages(file, report, coll, dirs, reference, test, tabs, figs, animations))
+    report.written.append((path, "the PDF report: title page, tables, figures, GIF still frames, notes"))
+
+
+def pdf_pages(file, report, coll, dirs, reference, test, tabs, figs, animations) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
     from reports import pdf
 
-    path = report.out / "report.pdf"
-    with PdfPages(path) as doc:
+    with PdfPages(file) as doc:
         pdf.text_page(doc, "bench report", title_lines(coll, dirs, reference, test))
         for t in tabs:
             pdf.table_page(doc, t)
@@ -215,7 +252,6 @@ def write_pdf(report, coll, dirs, reference, test, tabs, figs, animations) -> No
         pdf.text_page(doc, "Notes", coll.notes or ["Nothing was skipped."])
         info = doc.infodict()
         info["Title"] = "bench report"
-    report.written.append((path, "the PDF report: title page, tables, figures, GIF still frames, notes"))
 
 
 def write_index(report, coll, tabs, figs, animations) -> None:

@@ -37,7 +37,7 @@ def bounded(mean: float, half: float | None):
 
 
 def dot_panels(title: str, rows: list[str], labels: list[str], draw, lines: dict[str, float], line_color,
-               key: str) -> object:
+               key: str, xlabel: str = "{metric} (%)") -> object:
     """Two rows of metric panels, a row per model (first on top); draw(ax, metric, y, model) puts
     one model's dot; lines: a vertical reference line per metric; key: what the marks mean, in the
     free eighth slot. Returns the matplotlib figure."""
@@ -56,7 +56,7 @@ def dot_panels(title: str, rows: list[str], labels: list[str], draw, lines: dict
                 draw(ax, metric, yi, m)
             ax.set_yticks(y, labels if c == 0 else [""] * len(rows), fontsize=7)
             ax.set_ylim(-0.6, len(rows) - 0.4)
-            ax.set_xlabel(f"{HEADERS[metric]} (%)", fontsize=8)
+            ax.set_xlabel(xlabel.format(metric=HEADERS[metric]), fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
             ax.margins(x=0.12)
         for tick, label in zip(axes[r, 0].get_yticklabels(), labels):
@@ -104,13 +104,13 @@ def deltas(dataset: str, chosen: dict[str, Variant], models: list[str], referenc
         gap, half = vals.mean() - ref.mean(), welch_halfwidth(vals, ref)
         clear = half is not None and abs(gap) > half
         ax.errorbar(gap, y, xerr=half, fmt=marker(m), color=color(m), mfc=color(m) if clear else "white",
-                    ms=4, capsize=2, lw=1)
+                    ms=5, mew=1, capsize=2, lw=1)
 
     fig = dot_panels(f"{dataset}: test metric minus {display(reference)}'s (n = {n_ref}), percentage points, "
                      f"Welch {CI}", rows, [row_label(m, chosen) for m in rows], draw,
                      {k: 0.0 for keys in PANELS for k in keys if k}, color(reference),
                      f"dot: mean minus {display(reference)}'s\nbar: Welch {CI}\nfilled: it excludes 0\n"
-                     "no bar: n = 1 seed\n(not run): no runs here")
+                     "no bar: n = 1 seed\n(not run): no runs here", xlabel="Δ {metric} (pp)")
     return Figure(f"deltas_{dataset}", fig,
                   f"Test HR, NDCG and MRR on {dataset} as differences against {display(reference)} (percentage "
                   f"points, mean over seeds minus {display(reference)}'s mean): dot and Welch {CI} (none when "

@@ -11,7 +11,7 @@ from reports.collect import SELECT_METRIC, Run, Variant, display
 from reports.settings import params_label, sort_key, study_variants
 from reports.stats import t_halfwidth
 
-MARKERS = "osD^vP*X"
+MARKERS = "osD^vph8"          # shapes with an inside, so a hollow one reads as hollow
 
 
 @dataclass
@@ -37,7 +37,7 @@ MODEL_COLORS = {"diffurecsys": "#0173b2", "diffurec": "#de8f05", "sasrec": "#029
                 "svae": "#cc78bc", "acvae": "#1a1a1a", "pop": "#949494"}
 EXTRA_COLORS = ("#56b4e9", "#ca9161", "#8c564b", "#bcbd22")       # unknown models: a stable slot by name
 MODEL_MARKERS = {"diffurecsys": "o", "diffurec": "s", "sasrec": "D", "bert4rec": "^", "svae": "v",
-                 "acvae": "P", "pop": "X"}
+                 "acvae": "p", "pop": "X"}
 
 
 def color(model: str) -> tuple[float, float, float]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.atomic import atomic_write
+
 from reports.collect import SELECT_METRIC, Run, Variant, display
 from reports.figures import MARKERS, color, history_stat, new_figure, split_series, sweep_axis, sweep_scale
 from reports.settings import study_variants
@@ -37,7 +39,8 @@ def save_gif(fig, update, frames: list, path: Path) -> Path:
         images.append(Image.fromarray(rgba[..., :3]).quantize(colors=128))
     plt.close(fig)
     durations = [FRAME_MS] * (len(images) - 1) + [LAST_MS]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                duration=durations, loop=0))
     return path
 
 
@@ -152,7 +155,7 @@ def target_ranks(traj: dict[str, np.ndarray]) -> np.ndarray:
 def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path, line_color="C0") -> Path:
     """The target item's rank for each recorded test user against the reverse step, x_T to the
     final estimate, drawn one step per frame; the median over users in black."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     ranks = target_ranks(traj)
     steps, users = ranks.shape[0] - 1, ranks.shape[1]
@@ -163,10 +166,12 @@ def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path, line_
     ax.set_yscale("log")
     ax.set(xlim=(0, max(steps, 1)), ylim=(1.5 * n_items, 0.8))     # rank 1 on top
     ax.axhline(10, ls=":", lw=0.8, color="0.4", label="top-10 cut")
-    lines = [ax.plot([], [], lw=0.8, alpha=0.6, color=line_color, label="one test user" if u == 0 else None)[0]
-             for u in range(users)]
-    mid = ax.plot([], [], lw=2, color="k", label=f"median of {users} users")[0]
+    # each line ends in a dot at the current step, so the first frame (one point per user) shows too
+    lines = [ax.plot([], [], lw=0.8, alpha=0.6, color=line_color, marker="o", markersize=2,
+                     label="one test user" if u == 0 else None)[0] for u in range(users)]
+    mid = ax.plot([], [], lw=2, color="k", marker="o", markersize=3, label=f"median of {users} users")[0]
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))         # steps are whole
     ax.set_xlabel("reverse step (0: x_T, pure noise)", fontsize=7)
     ax.set_ylabel(f"rank of the target item (of {n_items})", fontsize=7)
     ax.tick_params(labelsize=6)
@@ -176,7 +181,9 @@ def reverse_diffusion(traj: dict[str, np.ndarray], title: str, path: Path, line_
     def update(k):
         for u, line in enumerate(lines):
             line.set_data(np.arange(k + 1), ranks[:k + 1, u])
+            line.set_markevery([k])
         mid.set_data(np.arange(k + 1), median[:k + 1])
+        mid.set_markevery([k])
         ttl.set_text(f"{title}: step {k}/{steps}, t = {int(traj['timesteps'][k])}")
 
     return save_gif(fig, update, list(frame_indices(steps + 1)), path)

@@ -25,11 +25,23 @@ def markdown(table: Table) -> str:
 
 TEX_ESCAPE = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-              "±": r"$\pm$", "†": r"$^\dagger$", "@": "@", "Δ": r"$\Delta$", "−": "-", "≤": r"$\leq$"}
+              "±": r"$\pm$", "†": r"$^\dagger$", "@": "@", "Δ": r"$\Delta$", "−": r"$-$", "≤": r"$\leq$",
+              "≥": r"$\geq$", "×": r"$\times$", "→": r"$\to$", "–": "--", "—": "---", "·": r"$\cdot$",
+              "λ": r"$\lambda$", "ε": r"$\epsilon$", "σ": r"$\sigma$", "μ": r"$\mu$", "…": r"\ldots{}"}
 
 
 def tex_escape(text: str) -> str:
-    return "".join(TEX_ESCAPE.get(ch, ch) for ch in text)
+    """Text for pdflatex: its special characters escaped, the symbols the reports use as math, any other
+    non-ASCII character by its closest ASCII form (an accent dropped), so every table compiles."""
+    import unicodedata
+
+    def one(ch: str) -> str:
+        if ch in TEX_ESCAPE:
+            return TEX_ESCAPE[ch]
+        if ch.isascii():
+            return ch
+        return unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode() or "?"
+    return "".join(one(ch) for ch in text)
 
 
 def tex_cell(c: Cell | None) -> str:

@@ -53,11 +53,26 @@ class Ablation:
             if not any(fld in p for p in self.points):
                 raise BenchError(f"--grid {fld}: the {self.name} study does not vary '{fld}'; "
                                  f"it varies {', '.join(sorted({k for p in self.points for k in p}))}")
-        kept = [i for i, p in enumerate(self.points) if all(raw(p.get(f)) in vals for f, vals in grid.items())]
+        kept = [i for i, p in enumerate(self.points)
+                if all(any(matches(p.get(f), v) for v in vals) for f, vals in grid.items())]
         if not kept:
             raise BenchError(f"--grid leaves no point of the {self.name} study")
         return dataclasses.replace(self, points=tuple(self.points[i] for i in kept),
                                    names=tuple(self.names[i] for i in kept) if self.names else ())
+
+
+def matches(value: Any, text: str) -> bool:
+    """Whether a point's typed value is the one `text` writes: by value, so 0, 0.0 and 0e0 are one."""
+    if raw(value) == text:
+        return True
+    if isinstance(value, bool):
+        return text.strip().lower() in (("true", "1", "yes") if value else ("false", "0", "no"))
+    if isinstance(value, (int, float)):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return False
 
 
 def label(point: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@ from typing import Annotated, List, Optional
 import typer
 
 from bench.errors import BenchError
-from bench.cli.options import DataDir, Device
+from bench.cli.options import DataDir, Device, Log, Threads
 from bench.cli.paths import output_dir
+from bench.runs.threads import per_process
 
 # the options both study commands take
 Storage = Annotated[Optional[str], typer.Option(
@@ -23,7 +24,10 @@ ExcludeSeen = Annotated[bool, typer.Option(
 
 
 def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
-            data_dir: Path | None, max_len: int = 50, exclude_seen: bool = False):
+            data_dir: Path | None, max_len: int = 50, exclude_seen: bool = False, threads: int = 0,
+            log: str = "none"):
+    from bench.train import tblog
+
     from bench import data, registry
     from bench.eval.protocol import Protocol
     from bench.registry.overrides import parse_sets
@@ -40,7 +44,8 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
         base.setdefault("epochs", str(epochs))
     registry.resolve(model, {model: base}, dataset, max_len)     # a bad --set fails here, before any work
     data.resolve(dataset, data_dir, fetch_missing=True)
-    return Target(model=model, dataset=dataset, out=str(out), base=base, device=device,
+    tblog.check(log)
+    return Target(model=model, dataset=dataset, out=str(out), base=base, device=device, threads=threads, log=log,
                   data_dir=str(data_dir) if data_dir else None,
                   protocol=Protocol(max_len=max_len, exclude_seen=exclude_seen))
 
@@ -61,7 +66,7 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     stdout_console().print(table)
 
 
-def show_grid_plan(plan, workers: int, dry_run: bool) -> None:
+def show_grid_plan(plan, workers: int, dry_run: bool, threads: str = "") -> None:
     """The plan table of a grid study: each point x seed, finished, resumable or new, with estimates."""
     from bench.cli.commands import show_plan
     from bench.runs.run import RunRequest
@@ -69,23 +74,27 @@ def show_grid_plan(plan, workers: int, dry_run: bool) -> None:
     requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol,
                            overrides=t.overrides(p), device=t.device, data_dir=t.data_dir)
                 for p in plan.points for s in plan.seeds]
-    show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers")
+    show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers",
+              threads=threads)
 
 
 def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir,
-                   dry_run=False, max_len=50, exclude_seen=False):
+                   dry_run=False, max_len=50, exclude_seen=False, threads=0, log="none"):
     """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
     from bench.cli.options import parse_seeds
     from studies import ablation, grid as grids, runner
     from studies.rescore import rescore
-    from studies.storage import shown
+    from studies.storage import check as check_storage, shown
 
     if workers < 1:
         raise BenchError("--workers must be at least 1")
     study = ablation.find(name, model, ablation.parse_grid(grid))
-    target = _target(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen)
+    if storage:
+        check_storage(storage)          # before the plan's timing
+    each, why = per_process(threads, workers)
+    target = _target(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen, each, log)
     plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
-    show_grid_plan(plan, workers, dry_run)
+    show_grid_plan(plan, workers, dry_run, why)
     if dry_run:
         return
     url = _storage(storage, out, plan.study_id)
@@ -98,16 +107,19 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
 
 
 def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets, storage, workers, out,
-                 device, data_dir, max_len=50, exclude_seen=False):
+                 device, data_dir, max_len=50, exclude_seen=False, threads=0, log="none"):
     """`bench tune`: tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
     from studies import runner, tune as tuning
-    from studies.storage import shown
+    from studies.storage import check as check_storage, shown
 
     if trials < 1 or workers < 1:
         raise BenchError("--trials and --workers must be at least 1")
     if pruner not in tuning.PRUNERS:
         raise BenchError(f"unknown --pruner '{pruner}'; choose from {', '.join(tuning.PRUNERS)}")
-    target = _target(model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen)
+    if storage:
+        check_storage(storage)
+    target = _target(model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen,
+                     per_process(threads, workers)[0], log)
     plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
     url = _storage(storage, out, plan.study_id)
     study = runner.run_study(plan, url, workers)
@@ -152,6 +164,8 @@ def register(app: typer.Typer) -> None:
         exclude_seen: ExcludeSeen = False,
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="Print the plan (each point x seed: state and time estimate) and exit.")] = False,
+        threads: Threads = 0,
+        log: Log = "none",
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
         ablate_command(
@@ -170,6 +184,8 @@ def register(app: typer.Typer) -> None:
             dry_run=dry_run,
             max_len=max_len,
             exclude_seen=exclude_seen,
+            threads=threads,
+            log=log,
         )
 
     @app.command()
@@ -191,6 +207,8 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDir = None,
         max_len: MaxLen = 50,
         exclude_seen: ExcludeSeen = False,
+        threads: Threads = 0,
+        log: Log = "none",
     ):
         """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
         tune_command(
@@ -209,4 +227,6 @@ def register(app: typer.Typer) -> None:
             data_dir=data_dir,
             max_len=max_len,
             exclude_seen=exclude_seen,
+            threads=threads,
+            log=log,
         )

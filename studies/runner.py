@@ -44,6 +44,7 @@ class Target:
     device: str = "auto"
     data_dir: str | None = None
     threads: int = 0
+    log: str = "none"           # live curves (bench.train.tblog)
 
     def overrides(self, params: dict[str, Any]) -> dict[str, dict[str, str]]:
         return {self.model: {**self.base, **{k: raw(v) for k, v in params.items()}}}
@@ -72,7 +73,7 @@ def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], seed: int
     tags = {"study": plan.name, "study_id": plan.study_id, "trial": trial.number, "params": params, **(point or {})}
     req = RunRequest(model=target.model, dataset=target.dataset, seed=seed, out=target.out,
                      protocol=target.protocol, overrides=target.overrides(params), device=target.device,
-                     data_dir=target.data_dir, threads=target.threads, tags=tags,
+                     data_dir=target.data_dir, threads=target.threads, tags=tags, log=target.log,
                      on_eval=pruning_callback(trial) if prune else None)
     record = run_one(req)
     if record.get("skipped") and any(record.get(k) != v for k, v in tags.items() if k != "trial"):
@@ -145,7 +146,7 @@ def run_study(plan: Plan, url: str, workers: int = 1) -> optuna.Study:
     if workers <= 1:
         work(plan, url)
         return study
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = plan.target.threads or max(1, (os.cpu_count() or 1) // workers)
     plan = dataclasses.replace(plan, target=dataclasses.replace(plan.target, threads=threads))
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=work, args=(plan, url, i), daemon=True) for i in range(workers)]

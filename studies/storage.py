@@ -85,6 +85,24 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+def check(url: str) -> None:
+    """A storage the user named, checked before any other work: a database answers (and has the study
+    tables, created if need be), a journal file's folder can be written."""
+    if is_database(url):
+        storage = open_storage(url)
+        engine = getattr(storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
+        return
+    from bench.cli.paths import output_dir
+
+    path = Path(url)
+    if path.is_dir():
+        raise BenchError(f"--storage {url} is a folder; give a journal file (e.g. {path / 'journal.log'}) "
+                         "or a database URL")
+    output_dir(path.parent, "--storage")
+
+
 def _record(line: bytes) -> bool:
     try:
         return isinstance(json.loads(line), dict)

@@ -1,4 +1,4 @@
-"""The quick look: `DATASET=synthetic make bench` (every registered model, the same commands as a real
+"""The quick look: `make bench` (every registered model, the same commands as a real
 benchmark) is minutes, and its table tells the models apart."""
 import json
 import time

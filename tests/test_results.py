@@ -25,13 +25,20 @@ def test_concurrent_appends_never_interleave(tmp_path):
     assert {r["run_id"] for r in records} == {f"{w}-{i}" for w in range(4) for i in range(60)}
 
 
+def record(rid: str) -> dict:
+    """The least a results line holds to be read back (bench.runs.results.SCHEMA)."""
+    return {"run_id": rid, "model": "pop", "dataset": "synthetic", "seed": 0, "protocol": {}, "config": {},
+            "valid": {"ndcg@10": 0.1}, "test": {"ndcg@10": 0.1}, "best_epoch": 0, "epochs_run": 0,
+            "train_seconds": 0.0}
+
+
 @pytest.mark.filterwarnings("ignore:.*damaged line")
 def test_damaged_line_is_skipped_not_fatal(tmp_path):
-    results.append(tmp_path, {"run_id": "a"})
+    results.append(tmp_path, record("a"))
     with open(tmp_path / results.RESULTS, "a") as f:
         f.write('{"run_id": "trunc')
     assert [r["run_id"] for r in results.read(tmp_path)] == ["a"]
-    results.append(tmp_path, {"run_id": "b"})
+    results.append(tmp_path, record("b"))
     assert [r["run_id"] for r in results.read(tmp_path)] == ["a", "b"]
 
 

@@ -5,6 +5,7 @@ Each is what its Typer command in main.py calls with the parsed options, so it c
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from bench.cli.paths import output_dir
 from bench.errors import BenchError
 
 console = Console() if sys.stdout.isatty() else Console(width=200)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# in a log file (not a terminal) lines are as wide as they need, so tables keep every name whole
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, **({} if sys.stderr.isatty() else {"width": 200}))
 
 
 # `bench run` options an experiment file sets; given beside --experiment they are a mistake
@@ -43,7 +45,7 @@ def from_experiment(path, given: dict, out, data_dir) -> tuple:
 
 
 def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
-        config, backend, scheduler, dry_run=False, experiment=None):
+        config, backend, scheduler, dry_run=False, experiment=None, threads=0, log="none"):
     """`bench run`: train and evaluate models x seeds on one dataset (or the datasets of an experiment
     file); skip runs already finished."""
     from bench import data, registry
@@ -76,6 +78,16 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         raise BenchError("--max-len and --jobs must be at least 1")
     if backend not in ("local", "dask"):
         raise BenchError(f"unknown --backend '{backend}'; choose local or dask")
+    if backend == "dask":
+        from bench.runs.grid import check_scheduler
+
+        check_scheduler(scheduler)          # before the plan's timing
+    from bench.runs.threads import per_process
+
+    per_process(threads, 1)                 # a bad --threads or --log: before any work
+    from bench.train import tblog
+
+    tblog.check(log)
     overrides = parse_sets(sets, names)
     if epochs is not None:
         for name in names:
@@ -92,13 +104,18 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
                           overrides=overrides, device=device, data_dir=directory, force=force,
                           progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines",
-                          tags=e.tags() if e else {})
+                          tags=e.tags() if e else {}, log=log)
                 for dataset in datasets for m in names for s in seed_list]
     capped = min(jobs, len(requests), os.cpu_count() or 1)
     if capped < jobs and backend == "local":
         err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
-    rows = show_plan(requests, jobs, dry_run)
+    if backend == "local" or threads:       # a Dask worker on another machine shares its own cores
+        each, why = per_process(threads, jobs)
+        requests = [dataclasses.replace(r, threads=each) for r in requests]
+    else:
+        why = "each Dask worker's own (--threads N to choose)"
+    rows = show_plan(requests, jobs, dry_run, threads=why)
     if dry_run:
         return
     if e:
@@ -163,13 +180,15 @@ def export(sources, dest):
                          "(listed above); the others were")
 
 
-def eval_runs(models, dataset, out, seed, run_id, sets, exclude_seen, split, device, data_dir):
+def eval_runs(models, dataset, out, seed, run_id, sets, exclude_seen, split, device, data_dir, threads=0):
     """`bench eval runs`: score finished runs again from their best checkpoint with evaluation-time settings"""
     from bench import data, registry
     from bench.eval import reeval
     from bench.registry.overrides import parse_sets
+    from bench.runs.threads import per_process
 
     output_dir(out)
+    torch_threads(per_process(threads, 1)[0])
     names = registry.parse_models(models)
     if split not in ("valid", "test", "both"):
         raise BenchError(f"unknown --split '{split}'; choose valid, test or both")
@@ -344,13 +363,20 @@ def recommend(out, run_dir, run_id, runs, users, k, exclude_seen, device, data_d
         raise BenchError(f"--out {out} is a folder; give a file")
     output_dir(out.parent)
     folder, record = rec.find_record(run_dir, run_id, runs)
-    rows = rec.recommend(folder, record, k, exclude_seen, users, device, str(data_dir) if data_dir else None)
+    rows, short = rec.recommend(folder, record, k, exclude_seen, users, device, str(data_dir) if data_dir else None)
+    if not rows:
+        raise BenchError(f"no candidate items for the chosen users (every item is among their seen ones); "
+                         f"nothing written to {out}")
     rec.write(rows, out)
+    if short:
+        err_console.print(f"note: {short:,} user{'s' * (short != 1)} had fewer than {k} items left to recommend "
+                          "(seen items removed): fewer rows for them")
     console.print(f"{out}: top {k} of {len({r[0] for r in rows}):,} users from {record['model']} "
                   f"{record['dataset']} seed {record['seed']} (run {record['run_id']})")
 
 
-def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = None, jobs_flag: str = "--jobs") -> list:
+def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = None, jobs_flag: str = "--jobs",
+              threads: str = "") -> list:
     """The plan table, on stderr (stdout keeps the results table); printed before any grid with work left.
     labels: a first column naming each run (a study's point)."""
     from bench.runs import plan
@@ -365,6 +391,10 @@ def show_plan(requests, jobs: int, dry_run: bool, labels: list[str] | None = Non
     table, hints = plan.table(rows, jobs, os.cpu_count() or 1, jobs_flag)
     target = console if dry_run else err_console
     target.print(table)
+    for folder in sorted({os.path.realpath(r.out) for r in requests}):
+        target.print(f"output: {folder}", markup=False, highlight=False)
+    if threads:
+        target.print(f"threads: {threads}", markup=False, highlight=False)
     for hint in hints:
         target.print(f"faster: {hint}")
     return rows

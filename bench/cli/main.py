@@ -11,7 +11,7 @@ from rich.console import Console
 
 from bench.errors import BenchError, interrupt_said
 from bench.cli import commands
-from bench.cli.options import DataDir, Device
+from bench.cli.options import DataDir, Device, Log, Threads
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark and ablate sequential recommenders under one protocol.")
@@ -53,6 +53,8 @@ def run(
     experiment: Annotated[Optional[Path], typer.Option(
         "--experiment", help="A TOML file that sets the grid (models, datasets, seeds, protocol, --set, out).")]
         = None,
+    threads: Threads = 0,
+    log: Log = "none",
 ):
     """Train and evaluate models x seeds on a dataset (or an experiment file's); skip runs already finished."""
     commands.run(
@@ -73,6 +75,8 @@ def run(
         scheduler=scheduler,
         dry_run=dry_run,
         experiment=experiment,
+        threads=threads,
+        log=log,
     )
 
 
@@ -120,6 +124,7 @@ def eval_runs(
     split: Annotated[str, typer.Option("--split", help="valid, test or both.")] = "both",
     device: Device = "auto",
     data_dir: DataDir = None,
+    threads: Threads = 0,
 ):
     """Score finished runs again from their best checkpoint with evaluation-time settings
     changed (e.g. --set diffurec.eval_samples=4); appends to <out>/evals.jsonl."""
@@ -134,6 +139,7 @@ def eval_runs(
         split=split,
         device=device,
         data_dir=data_dir,
+        threads=threads,
     )
 
 
@@ -255,9 +261,21 @@ def root(
 def main() -> None:
     """Every mistake, a user's or a command line's, is one `error:` line and exit code 2; Ctrl-C says how
     to go on."""
+    import signal
+    import warnings
+
     from typer._click import exceptions as cli_errors
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # a warning is one line, as an error is (a skipped results line, a torn journal)
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    terminated: list[int] = []
+
+    def on_term(signum, frame):         # SIGTERM (kill, a batch system's time limit) stops as Ctrl-C does
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         code = app(standalone_mode=False, prog_name="bench")
     except BenchError as e:
@@ -274,6 +292,8 @@ def main() -> None:
         code = 130
     if code == 130 and not interrupt_said():        # Typer turns Ctrl-C into exit code 130
         err.print("stopped; rerun the same command to resume from the last checkpoint")
+    if code == 130 and terminated:
+        code = 128 + signal.SIGTERM                 # the shell's code for a terminated process
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -12,8 +12,13 @@ from bench.errors import BenchError
 DataDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="Dataset folder (else $BENCH_DATA_DIR, else the user cache).")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+Log = Annotated[str, typer.Option(
+    "--log", help="Live curves of each run: none or tensorboard (<run folder>/tensorboard).")]
+Threads = Annotated[int, typer.Option(
+    "--threads", help="Compute threads per training process; 0 = the free cores divided by the processes.")]
 
 MAX_SEED = 2**31 - 1
+MAX_SEEDS = 10_000          # seeds in one command, counted (--seeds 3) or listed (0,1,2)
 
 
 def seed_list(spec: str, option: str) -> list[int]:
@@ -24,6 +29,8 @@ def seed_list(spec: str, option: str) -> list[int]:
         raise BenchError(f"bad {option} '{spec}'; give seeds like 0 or 0,2") from None
     if not seeds:
         raise BenchError(f"{option} '{spec}' names no seed; give seeds like 0 or 0,2")
+    if len(seeds) > MAX_SEEDS:
+        raise BenchError(f"{option} lists {len(seeds):,} seeds; at most {MAX_SEEDS:,}")
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
     if bad:
         raise BenchError(f"{option}: seed {bad[0]} is out of range; seeds are 0 to {MAX_SEED}")
@@ -38,8 +45,8 @@ def parse_seeds(spec: str) -> list[int]:
         n = int(spec)
     except ValueError:
         raise BenchError(f"bad --seeds '{spec}'; give a count (3) or a list (0,1,2)") from None
-    if not 1 <= n <= 10_000:
-        raise BenchError(f"--seeds must be a count from 1 to 10000 or a list (0,1,2), got {n}")
+    if not 1 <= n <= MAX_SEEDS:
+        raise BenchError(f"--seeds must be a count from 1 to {MAX_SEEDS} or a list (0,1,2), got {n}")
     return list(range(n))
 
 

@@ -7,10 +7,26 @@ from pathlib import Path
 from bench.errors import BenchError
 
 
+# the operating system's own folders: never a place for results, whatever the permissions
+SYSTEM = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin", "/sys",
+          "/usr", "/var")
+SYSTEM_OK = ("/var/tmp",)
+
+
+def system_folder(path: Path) -> bool:
+    resolved = Path(os.path.realpath(path))
+    if resolved == Path(resolved.anchor):
+        return True
+    inside = lambda roots: any(resolved == Path(r) or resolved.is_relative_to(r) for r in roots)
+    return inside(SYSTEM) and not inside(SYSTEM_OK)
+
+
 def output_dir(path: Path, option: str = "--out") -> Path:
     """A folder the command may write into: an existing writable folder, or a new one whose nearest
-    existing parent is a writable folder. Nothing is created here, so a refused command leaves none."""
+    existing parent is a writable folder, and never a system folder (/, /etc, /usr, ...). Nothing is created here, so a refused command leaves none."""
     path = Path(path)
+    if system_folder(path):
+        raise BenchError(f"{option} {path} is {os.path.realpath(path)}, a system folder; give a folder of your own")
     probe = path
     while not probe.exists():
         if probe.parent == probe:

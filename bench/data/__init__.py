@@ -192,6 +192,16 @@ def synthetic(n_users: int = 600, n_items: int = 200, seed: int = 0) -> Dataset:
     return Dataset("synthetic", [s[:-2] for s in seqs], [s[-2] for s in seqs], [s[-1] for s in seqs], n_items)
 
 
+def is_named(spec: str) -> bool:
+    """Whether `spec` names a dataset of the harness (not a file path)."""
+    return spec in NAMED or spec in BUILTIN
+
+
+def source(record: dict) -> str:
+    """What to resolve a run's dataset from: the file path it trained on, else its name."""
+    return record.get("dataset_path") or record["dataset"]
+
+
 def resolve(spec: str, directory: Path | None = None, fetch_missing: bool = False) -> Dataset:
     """A dataset by name (beauty, toys, ml-1m, synthetic) or by file path."""
     from bench.data import fetch

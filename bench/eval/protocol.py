@@ -15,6 +15,7 @@ from torch import Tensor
 
 from bench.data import Dataset
 from bench.eval.metrics import metrics_from_ranks as per_user_metrics
+from bench.train.memory import score_batch
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def score_batches(score: ScoreFn, split: EvalSplit, batch_size: int, device: tor
     evaluation uses: users ordered by history length, each batch cut to its longest real history
     (with left padding that changes no score). A stochastic scorer draws per batch, so anything that
     must match the protocol's figures (rankings, exported recommendations) scores through here."""
+    batch_size = score_batch(batch_size, n_items)     # a catalogue of millions: fewer users per block
     order = torch.argsort(split.lengths, stable=True)
     width = split.history.shape[1]
     for start in range(0, len(order), batch_size):

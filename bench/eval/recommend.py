@@ -23,6 +23,7 @@ from bench.runs.identity import dataset_fingerprint
 from bench.train.loop import autocast
 
 FORMATS = (".csv", ".parquet")
+USERS_MAX_BYTES = 64 * 2**20        # a --users file: ids one per line (millions of them)
 
 
 def find_record(run_dir: Path | None, run_id: str | None, runs: Path) -> tuple[Path, dict]:
@@ -45,9 +46,16 @@ def find_record(run_dir: Path | None, run_id: str | None, runs: Path) -> tuple[P
 def read_users(path: Path, ds: data.Dataset) -> list[int]:
     """User indices of the original user ids listed one per line in `path`."""
     try:
-        wanted = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+        with open(path, "rb") as f:
+            raw = f.read(USERS_MAX_BYTES + 1)        # a device (/dev/zero) or a huge file is never read whole
+        if len(raw) > USERS_MAX_BYTES:
+            raise BenchError(f"--users {path} is larger than {USERS_MAX_BYTES // 2**20} MB; "
+                             "give a file of user ids, one per line")
+        wanted = [line.strip() for line in raw.decode("utf-8").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as e:
         raise BenchError(f"cannot read --users {path}: {e}") from None
+    if not wanted:
+        raise BenchError(f"--users {path} lists no users (one user id per line)")
     ids = ds.user_ids or tuple(range(ds.n_users))
     index = {str(u): i for i, u in enumerate(ids)}
     missing = [u for u in wanted if u not in index]
@@ -57,14 +65,19 @@ def read_users(path: Path, ds: data.Dataset) -> list[int]:
 
 
 def recommend(out: Path, record: dict, k: int = 20, exclude_seen: bool | None = None, users: Path | None = None,
-              device: str = "auto", data_dir: str | None = None) -> list[tuple]:
-    """Rows (user, rank, item, score) of the top-k items of each user, in user order."""
+              device: str = "auto", data_dir: str | None = None) -> tuple[list[tuple], int]:
+    """Rows (user, rank, item, score) of the top-k items of each user, in user order, and how many users
+    got fewer than k: padding and removed (seen) items are never rows, so a user with fewer than k
+    candidate items gets one row per candidate."""
     if k < 1:
         raise BenchError("--k must be at least 1")
-    if dataset_fingerprint(record["dataset"], data_dir) != record.get("dataset_fingerprint"):
-        raise BenchError(f"dataset '{record['dataset']}' is not the file run {record['run_id']} trained on "
-                         f"(fingerprint {record.get('dataset_fingerprint')})")
-    ds = data.resolve(record["dataset"], data_dir)
+    where = data.source(record)
+    if not data.is_named(where) and not Path(where).exists():
+        raise BenchError(f"run {record['run_id']} trained on {where}, which no longer exists")
+    if dataset_fingerprint(where, data_dir) != record.get("dataset_fingerprint"):
+        raise BenchError(f"dataset {where} has changed since run {record['run_id']} trained on it "
+                         f"(fingerprint {record.get('dataset_fingerprint')}); recommend from the same file")
+    ds = data.resolve(where, data_dir)
     if k > ds.n_items:
         raise BenchError(f"--k {k} is more than the {ds.n_items} items of {ds.name}")
     wanted = read_users(users, ds) if users else None
@@ -72,20 +85,25 @@ def recommend(out: Path, record: dict, k: int = 20, exclude_seen: bool | None = 
     split = eval_split(ds, "test", protocol)
     top_items = torch.empty(ds.n_users, k, dtype=torch.long)
     top_scores = torch.empty(ds.n_users, k)
+    candidates = torch.empty(ds.n_users, dtype=torch.long)     # items a user may be recommended
     with autocast(dev, train.precision):
         for batch_users, scores in score_batches(model.score, split, train.eval_batch_size, dev, ds.n_items):
-            scores[:, 0] = float("-inf")                                   # padding is never an item
+            barred = torch.zeros_like(scores, dtype=torch.bool)
+            barred[:, 0] = True                                            # padding is never an item
             if protocol.exclude_seen:
-                scores = scores.masked_fill(seen_mask(split, batch_users, ds.n_items + 1), float("-inf"))
+                barred |= seen_mask(split, batch_users, ds.n_items + 1)
+            scores = scores.masked_fill(barred, float("-inf"))
             values, items = scores.topk(k, dim=1)                          # ties: the lower item id first
             top_items[batch_users], top_scores[batch_users] = items, values
+            candidates[batch_users] = (~barred).sum(1)
     user_ids = ds.user_ids or tuple(range(ds.n_users))
     item_ids = ds.item_ids or tuple(range(ds.n_items + 1))
     rows = []
-    for u in (wanted if wanted is not None else range(ds.n_users)):
-        for rank in range(k):
+    chosen = wanted if wanted is not None else range(ds.n_users)
+    for u in chosen:
+        for rank in range(min(k, int(candidates[u]))):
             rows.append((user_ids[u], rank + 1, item_ids[int(top_items[u, rank])], float(top_scores[u, rank])))
-    return rows
+    return rows, sum(int(candidates[u]) < k for u in chosen)
 
 
 def write(rows: list[tuple], path: Path) -> None:

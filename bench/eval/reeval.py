@@ -93,7 +93,14 @@ def load_best(out: Path, record: dict, ds: data.Dataset, values: dict[str, str] 
     dev = resolve_device(device)
     model = cls(config, ds.n_items)
     try:
-        model.load_state_dict(try_load(best))
+        state = try_load(best)
+        if not isinstance(state, dict):
+            raise Damaged(f"{best} holds a {type(state).__name__}, not a model's weights")
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, ValueError) as e:     # another model's, or another size's, weights
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise Damaged(f"{best} does not hold the weights of this run's {name} ({first})") from None
     except Damaged as e:
         raise BenchError(f"{e}; train the run again with `bench run ... --force`") from None
     model.to(dev).eval()

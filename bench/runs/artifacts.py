@@ -27,7 +27,7 @@ TRAJECTORY_USERS = 8
 def write_trajectory(path: Path, model, ds, protocol: Protocol, device: torch.device) -> None:
     """The reverse process of the first TRAJECTORY_USERS test users, for the reporter:
     x (S+1, U, D) and timesteps (S+1,) from the model, item_emb (N+1, D), users,
-    targets and the top-10 items of the final estimate (U, 10)."""
+    targets and the top-10 items of the final estimate (U, 10; fewer in a catalogue under 10 items)."""
     import numpy as np
 
     split = eval_split(ds, "test", protocol)
@@ -40,4 +40,4 @@ def write_trajectory(path: Path, model, ds, protocol: Protocol, device: torch.de
     scores[:, 0] = -float("inf")                                          # padding is never an item
     np.savez(path, x=traj["x"].cpu().numpy(), timesteps=traj["timesteps"].cpu().numpy(),
              item_emb=item_emb.cpu().numpy(), users=users.numpy(), targets=split.target[users].numpy(),
-             topk=scores.topk(10, dim=1).indices.cpu().numpy())
+             topk=scores.topk(min(10, ds.n_items), dim=1).indices.cpu().numpy())

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.atomic import atomic_write_bytes
+from bench.cli.options import MAX_SEEDS
 from bench.errors import BenchError
 from bench.registry.runconfig import raw
 
@@ -123,6 +124,8 @@ def load(path: Path) -> Experiment:
         kw["models"] = _names(body, "models", path)
     if "seeds" in body:
         seeds = body["seeds"]
+        if isinstance(seeds, list) and len(seeds) > MAX_SEEDS:
+            raise BenchError(f"{path}: 'seeds' lists {len(seeds):,} seeds; at most {MAX_SEEDS:,}")
         if isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds):
             kw["seeds"] = ",".join(map(str, seeds)) + ("," if len(seeds) == 1 else "")
         elif type(seeds) is int:

@@ -11,7 +11,8 @@ whole comparison fits in a git repository and can be shared, reported and tested
 Exports add to the destination: every results line (a rerun's, a study's tagged copy) is copied once;
 a line already there is left as it is (the reports read the latest line of each run). Files are written
 atomically before the record that names them, so an export cut short leaves the folder readable and
-a rerun completes it. Torch-free.
+a rerun completes it (and removes the temporary files it left); two exports into one folder take
+turns under its lock. Torch-free.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.atomic import atomic_write
+from bench.atomic import atomic_write, sweep
 from bench.errors import BenchError
 from bench.runs import results as store
+from bench.runs.locks import holding
 
 RANK = "rank"
 
@@ -107,6 +109,12 @@ def export(sources: list[Path], dest: Path) -> Exported:
     files = [f for f in files if not f.resolve().is_relative_to(dest.resolve())]
     if not files:
         raise BenchError(f"no {store.RESULTS} under {', '.join(map(str, sources))}")
+    with holding(dest, "export"):           # two exports into one folder: one after the other
+        sweep(dest)                         # temporary files of an export killed mid-write
+        return copy_runs(files, dest)
+
+
+def copy_runs(files: list[Path], dest: Path) -> Exported:
     have = {line_key(r) for r in store.read(dest)}
     done = Exported()
     for path in files:

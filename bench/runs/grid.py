@@ -107,9 +107,8 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
         return [done[i] for i in range(len(requests))]
     from joblib import Parallel, delayed
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    requests = [dataclasses.replace(r, progress="lines" if r.progress != "none" else "none", threads=threads)
-                for r in requests]
+    requests = [dataclasses.replace(r, progress="lines" if r.progress != "none" else "none",
+                                    threads=r.threads or max(1, (os.cpu_count() or 1) // jobs)) for r in requests]
     records = []
     t0 = time.perf_counter()
     for i, record in enumerate(Parallel(n_jobs=jobs, return_as="generator")(delayed(run_one)(r) for r in requests)):
@@ -120,9 +119,49 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
     return records
 
 
-def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict]:
+SCHEMES = ("tcp", "tls", "ws", "wss", "inproc", "ucx")
+
+
+def check_scheduler(scheduler: str | None, timeout: float = 5.0) -> None:
+    """A Dask scheduler address that parses and answers on its port, checked before any other work."""
+    import socket
+    from urllib.parse import urlsplit
+
     if not scheduler:
         raise BenchError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    example = "give one like tcp://127.0.0.1:8786"
+    scheme = scheduler.split("://", 1)[0] if "://" in scheduler else ""
+    if scheme not in SCHEMES:
+        raise BenchError(f"--scheduler {scheduler}: unknown protocol '{scheme or '(none)'}'; {example}")
+    if scheme in ("inproc", "ucx"):
+        return
+    try:
+        parts = urlsplit(scheduler)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise BenchError(f"--scheduler {scheduler}: no host and port number; {example}")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise BenchError(f"cannot reach the Dask scheduler at {scheduler}: {e.strerror or e}") from None
+
+
+def _sees(folders: list[str]) -> list[str]:
+    """On a worker: the folders it cannot write into (nor create, for one not there yet)."""
+    blind = []
+    for folder in folders:
+        probe = folder
+        while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        if not (os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK)):
+            blind.append(folder)
+    return blind
+
+
+def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict]:
+    check_scheduler(scheduler)
     from dask.distributed import Client
     from joblib import Parallel, delayed, parallel_config
 
@@ -130,6 +169,18 @@ def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict
         client = Client(scheduler, timeout="20s")
     except OSError as e:
         raise BenchError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-    requests = [dataclasses.replace(r, progress="none") for r in requests]
-    with client, parallel_config(backend="dask"):
-        return Parallel(n_jobs=-1)(delayed(run_one)(r) for r in requests)
+    # paths as this command sees them: a worker's working folder is its own
+    from bench import data
+
+    requests = [dataclasses.replace(r, progress="none", out=os.path.abspath(r.out),
+                                    dataset=r.dataset if data.is_named(r.dataset) else os.path.abspath(r.dataset),
+                                    data_dir=os.path.abspath(r.data_dir) if r.data_dir else None) for r in requests]
+    with client:
+        outs = sorted({r.out for r in requests})
+        blind = {w: b for w, b in client.run(_sees, outs).items() if b}
+        if blind:
+            worker, folders = next(iter(blind.items()))
+            raise BenchError(f"{len(blind)} Dask worker{'s' * (len(blind) > 1)} cannot write to {folders[0]} "
+                             f"(e.g. {worker}); give an --out on storage every worker shares")
+        with parallel_config(backend="dask"):
+            return Parallel(n_jobs=-1)(delayed(run_one)(r) for r in requests)

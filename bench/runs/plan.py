@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import data, registry
+from bench.errors import BenchError
 from bench.atomic import atomic_write_text
 from bench.runs import results
 from bench.runs.fields import identity, variant
@@ -64,17 +65,20 @@ def checkpoint_state(folder: Path) -> dict | None:
 
 def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> tuple[float, float]:
     """(seconds per epoch, seconds per validation pass) from TIMED_STEPS training steps and one
-    validation batch of a freshly built model, with the machine as it is now (a busy machine
-    gives the slower figure a run would meet). `memo` keeps the training examples and the
+    validation batch of a freshly built model, with the threads the run will have, in CPU time (`clock`):
+    the same on a busy machine as on a quiet one. `memo` keeps the training examples and the
     validation split between calls on the same data."""
     import torch
 
     from bench.eval.protocol import eval_split, score_batches
+    from bench.train.memory import score_batch
     from bench.registry import contract
     from bench.train import batching
     from bench.train.loop import autocast, make_optimizer, resolve_device, train_step
 
     device = resolve_device(req.device)
+    if req.threads:
+        torch.set_num_threads(req.threads)
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items).to(device)
     optimizer = make_optimizer(model, spec.train)
@@ -82,11 +86,7 @@ def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> 
     epoch_s = 0.0
     if optimizer is not None and spec.train.epochs > 0:
         fmt = model.train_format
-        key = ("examples", ds.name, fmt, req.protocol.max_len)
-        if key not in memo:
-            examples = batching.build_examples(fmt, ds.train, req.protocol.max_len)
-            memo[key] = examples, (examples != 0).sum(1)
-        examples, real = memo[key]
+        examples, real = training_examples(ds, fmt, req.protocol.max_len, memo)
         order = batching.batch_order(real, spec.train.batch_size, torch.Generator().manual_seed(0),
                                      spec.train.length_buckets)
         per_batch = (real - 1).clamp(min=0).sum().item() / max(len(order), 1)
@@ -102,23 +102,66 @@ def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> 
         memo["warm"] = True
         for step, i in enumerate([*warm, *picks], start=1 - len(warm)):
             batch = batching.make_batch(examples, real, order[i], fmt, per_batch)
-            t0 = time.perf_counter()
+            t0 = clock(device)
             train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
             if step:
                 sizes.append(cells[i])
-                seconds.append(time.perf_counter() - t0)
+                seconds.append(clock(device) - t0)
         epoch_s = epoch_seconds(sizes, seconds, cells)
     elif contract.fitted(model):
         model.fit(ds.train)
     key = ("valid", ds.name, json.dumps(req.protocol.to_dict(), sort_keys=True))
     split = memo[key] if key in memo else memo.setdefault(key, eval_split(ds, "valid", req.protocol))
     model.eval()
-    n_batches = math.ceil(len(split.target) / spec.train.eval_batch_size)
-    t0 = time.perf_counter()
+    n_batches = math.ceil(len(split.target) / score_batch(spec.train.eval_batch_size, ds.n_items))
+    t0 = clock(device)
     with autocast(device, spec.train.precision):
         next(score_batches(contract.validation_scorer(model), split, spec.train.eval_batch_size, device,
                            ds.n_items))
-    return epoch_s, (time.perf_counter() - t0) * n_batches
+    return epoch_s, (clock(device) - t0) * n_batches
+
+
+def clock(device) -> float:
+    """Seconds for timing steps. On a CPU, this process's CPU time over its threads: the work a step
+    takes, whatever else the machine is running (timed wall-clock under load, identical steps gave
+    estimates 10x apart); so a plan estimates the run on this machine with its cores free. On a GPU,
+    wall-clock time after the device's queue is done."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time() / max(torch.get_num_threads(), 1)
+
+
+def training_examples(ds: data.Dataset, fmt: str, max_len: int, memo: dict):
+    """(examples, real cells per example) of a dataset in a training format, built once per plan."""
+    from bench.train import batching
+
+    key = ("examples", ds.name, fmt, max_len)
+    if key not in memo:
+        examples = batching.build_examples(fmt, ds.train, max_len)
+        memo[key] = examples, (examples != 0).sum(1)
+    return memo[key]
+
+
+def check_fits(spec, ds: data.Dataset, req: RunRequest, memo: dict) -> None:
+    """Refuse, before anything is built, a run with no training data or one that would not fit in memory."""
+    from bench.registry import contract
+    from bench.train import memory
+    from bench.train.loop import resolve_device
+
+    trains = spec.train.epochs > 0 and not contract.fitted(spec.cls)
+    rows = positions = 0
+    if trains:
+        examples, real = training_examples(ds, spec.cls.train_format, req.protocol.max_len, memo)
+        if not len(examples) or int(real.max()) < 2:
+            raise BenchError(f"{ds.name} has no training sequence of 2 or more items for {spec.name}: under "
+                             "leave-one-out a user's last two items are validation and test, so a user needs "
+                             "4 interactions or more")
+        rows, positions = min(spec.train.batch_size, len(examples)), int(real.max()) - 1
+    need = memory.estimate(spec, ds.n_items, rows, positions, trains)
+    memory.check(need, f"{spec.name} on {ds.name}", resolve_device(req.device))
 
 
 def epoch_seconds(sizes: list[int], seconds: list[float], cells: list[int]) -> float:
@@ -194,8 +237,8 @@ def expected_epochs(spec, peers_same: list[dict], peers_model: list[dict]) -> tu
 
 class TimingCache:
     """Timed shapes of this machine (CPU, threads, torch), kept in the user's cache folder, so a plan
-    times each shape once a week rather than on every call. A busy machine's timing is kept as it
-    was measured; an earlier finished run of the same shape in the results store wins over it."""
+    times each shape once a week rather than on every call (per device and thread count); an earlier
+    finished run of the same shape in the results store wins over it."""
 
     def __init__(self):
         import platform
@@ -242,6 +285,7 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
     rows: list[PlanRow] = []
     timings: dict[str, tuple[str, float, float]] = {}     # shape -> (source, s / epoch, s / validation step)
     cache, memo = None, {}
+    checked: set[str] = set()                   # shapes whose memory was checked
     datasets: dict[str, data.Dataset] = {}
     fingerprints: dict[tuple, str] = {}         # each dataset file hashed once, each store read once
     stores: dict[Path, dict[str, dict]] = {}
@@ -268,6 +312,9 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
         mine = {"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
                 "protocol": req.protocol.to_dict()}
         key = shape(req.model, fp, mine)
+        if key not in checked:
+            check_fits(spec, ds, req, memo)
+            checked.add(key)
         model_peers = [r for r in stored.values() if r["model"] == req.model and r.get("dataset_fingerprint") == fp
                        and r.get("epochs_run")]
         if key not in timings:
@@ -277,14 +324,14 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
                                 *measured(peers, spec.train.eval_every))
             else:
                 cache = cache or TimingCache()
-                known = cache.get(key + req.device)
+                known = cache.get(f"{key}{req.device}/{req.threads}")
                 if known:
                     timings[key] = ("timed before", *known)
                 else:
                     epoch_s, valid_s = timed(spec, ds, req, memo)
                     timings[key] = (f"{TIMED_STEPS} timed steps", epoch_s,
                                     valid_s / scoring_steps(spec.cls, spec.config)[0])
-                    cache.put(key + req.device, *timings[key][1:])
+                    cache.put(f"{key}{req.device}/{req.threads}", *timings[key][1:])
         row.source, row.epoch_s, per_step = timings[key]
         valid_steps, test_steps = scoring_steps(spec.cls, spec.config)
         row.valid_s, row.valid_steps = per_step * valid_steps, valid_steps
@@ -331,9 +378,10 @@ def table(rows: list[PlanRow], jobs: int, cores: int, jobs_flag: str = "--jobs")
               caption_justify="left")
     labelled = any(r.label for r in rows)
     if labelled:
-        t.add_column("point")
+        t.add_column("point", overflow="fold")
     for col in ("model", "seed", "run id", "state", "epochs", "s / epoch", "estimate", "from"):
-        t.add_column(col, justify="left" if col in ("model", "state", "from", "run id") else "right")
+        t.add_column(col, justify="left" if col in ("model", "state", "from", "run id") else "right",
+                     overflow="fold", min_width=len(col) if col in ("model", "run id") else None)
     for r in rows:
         epochs = (f"{r.epoch}" if r.state == "finished" else
                   f"{r.epoch} -> {'<=' if r.upper else '~'}{min(r.expected, r.budget):.0f} of {r.budget}")

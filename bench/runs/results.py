@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import statistics
 import warnings
@@ -38,12 +39,65 @@ def append(out_dir: Path, record: dict, name: str = RESULTS) -> None:
         os.close(fd)
 
 
-def problem(record: object) -> str | None:
-    """Why a parsed line is not a record (a JSON object with a run id), or None."""
+def _metrics(value: object) -> str | None:
+    """Why `value` is not a metrics block ({"ndcg@10": 0.05, ...}: finite numbers), or None."""
+    if not isinstance(value, dict) or not value:
+        return "not a block of metrics"
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"metric {str(k)[:40]} is {str(v)[:40]!r}, not a finite number"
+    return None
+
+
+def _seen(value: object) -> str | None:
+    if not isinstance(value, dict):
+        return "not a block of seen settings"
+    return next((f"{k}: {why}" for k, v in value.items() if (why := _metrics(v))), None)
+
+
+_NUMBER = (int, float)
+_TEXT = (str,)
+# what each line of a store must hold (name -> field -> type, or a check returning why not); optional
+# fields are checked only when present. A record is read in one place (`read`), so every command sees
+# only records it can use.
+SCHEMA: dict[str, tuple[dict, dict]] = {
+    RESULTS: ({"run_id": _TEXT, "model": _TEXT, "dataset": _TEXT, "seed": (int,), "protocol": (dict,),
+               "config": (dict,), "valid": _metrics, "test": _metrics, "best_epoch": (int,),
+               "train_seconds": _NUMBER},
+              {"epochs_run": (int,), "test_seen": _seen, "per_user": _TEXT, "history": _TEXT, "per_user_seen": (dict,),
+               "eval_seconds": _NUMBER, "test_seconds": _NUMBER, "n_users": (int,), "n_items": (int,),
+               "finished_at": _TEXT, "study": _TEXT, "study_id": _TEXT, "point": _TEXT, "point_index": (int,),
+               "registered": (bool,), "diverged": _TEXT, "train": (dict,), "dataset_path": _TEXT}),
+    EVALS: ({"run_id": _TEXT, "model": _TEXT, "dataset": _TEXT, "seed": (int,), "changes": (dict,)},
+            {"valid": _metrics, "test": _metrics, "test_seen": _seen, "per_user": _TEXT,
+             "finished_at": _TEXT, "rescore_index": (int,), "protocol": (dict,), "config": (dict,)}),
+    PLANS: ({"run_id": _TEXT, "estimated_seconds": _NUMBER}, {"state": _TEXT, "planned_at": _TEXT}),
+}
+
+
+def problem(record: object, name: str = RESULTS) -> str | None:
+    """Why a parsed line of store `name` is not a record it can use, or None."""
     if not isinstance(record, dict):
         return f"a JSON {type(record).__name__}, not a record"
     if not isinstance(record.get("run_id"), str):
         return "no run_id"
+    required, optional = SCHEMA.get(name, ({}, {}))
+    for fields, needed in ((required, True), (optional, False)):
+        for key, check in fields.items():
+            if key not in record:
+                if needed:
+                    return f"no {key}"
+                continue
+            value = record[key]
+            if callable(check):
+                why = check(value)
+            elif isinstance(value, bool) and bool not in check or not isinstance(value, check) \
+                    or isinstance(value, float) and not math.isfinite(value):
+                why = f"is {str(value)[:40]!r}"
+            else:
+                why = None
+            if why:
+                return f"{key} {why}"
     return None
 
 
@@ -65,7 +119,7 @@ def read(out_dir: Path, name: str = RESULTS) -> list[dict]:
             except json.JSONDecodeError:
                 why = "not complete JSON"
             else:
-                why = problem(record)
+                why = problem(record, name)
             if why:
                 warnings.warn(f"{path}:{n}: skipping a damaged line ({why})")
                 continue
@@ -86,6 +140,20 @@ def latest_by_run(records: list[dict]) -> dict[str, dict]:
         if newer(r, latest.get(r["run_id"])):
             latest[r["run_id"]] = r
     return latest
+
+
+BUDGET_HIT = "budget hit: still improving"
+
+
+def still_improving(record: dict) -> bool:
+    """Whether a run stopped at its epoch budget with validation still improving: its best epoch is its
+    last validation, so a longer budget might have gone higher."""
+    train = record.get("train") or {}
+    budget, every = train.get("epochs"), train.get("eval_every", 1) or 1
+    run, best = record.get("epochs_run"), record.get("best_epoch")
+    if not all(isinstance(x, int) for x in (budget, run, best)) or budget <= 0:
+        return False
+    return run >= budget and best > run - every
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:

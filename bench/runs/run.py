@@ -19,6 +19,7 @@ from bench.runs.artifacts import write_per_user, write_trajectory
 from bench.runs.identity import dataset_fingerprint, git_revision, run_id, versions
 from bench.runs.locks import claim, lock_path
 from bench.runs.results import SEEN_KEY, SEEN_PER_USER
+from bench.train import tblog
 from bench.train.loop import EvalCallback, Trainer, resolve_device
 from bench.train.history import write_history
 from bench.train.progress import make as make_progress
@@ -38,6 +39,7 @@ class RunRequest:
     progress: str = "none"             # bar | lines | none (bench.train.progress.make)
     threads: int = 0            # torch intra-op threads; 0 = leave the default
     tags: dict = field(default_factory=dict)    # merged into the record (a study's "study", "trial", "params")
+    log: str = "none"                           # live curves: none | tensorboard (bench.train.tblog)
     on_eval: EvalCallback | None = None         # see Trainer; a study reports to its pruner here
 
 
@@ -77,8 +79,13 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items)
     label = f"{spec.name} {ds.name} seed {req.seed}"
-    outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device,
-                      make_progress(req.progress, label), req.on_eval, label).run()
+    log = tblog.open_log(req.log, run_dir)
+    try:
+        outcome = Trainer(model, ds, req.protocol, spec.train, run_dir, req.seed, device,
+                          make_progress(req.progress, label), req.on_eval, label, log).run()
+    finally:
+        if log is not None:
+            log.close()
     write_history(run_dir / "history.csv", outcome.history)
     write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
     for exclude, ranks in outcome.test_ranks_seen.items():
@@ -103,6 +110,8 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
                           for e in outcome.test_ranks_seen},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **req.tags,
     }
+    if not data.is_named(req.dataset):     # a file: later commands (recommend, eval) find it by its path
+        record["dataset_path"] = str(Path(req.dataset).resolve())
     if outcome.diverged:
         record["diverged"] = outcome.diverged
         print(f"warning: {spec.name} {ds.name} seed {req.seed}: {outcome.diverged}", file=sys.stderr, flush=True)

@@ -124,7 +124,8 @@ def estimates(out: Path) -> dict[str, float]:
 def from_record(record: dict) -> RunState:
     """A finished run, from its results line."""
     took = (record.get("train_seconds") or 0) + (record.get("eval_seconds") or 0)
-    return RunState(record["dataset"], record["model"], record["seed"], record["run_id"], "finished",
+    state = f"finished ({results.BUDGET_HIT})" if results.still_improving(record) else "finished"
+    return RunState(record["dataset"], record["model"], record["seed"], record["run_id"], state,
                     record.get("epochs_run"), record.get("best_epoch"), record["valid"].get("ndcg@10"),
                     record["test"].get("ndcg@10"), record.get("train_seconds"), took or None, None,
                     record.get("point"))

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from bench import registry
 from bench.runs.fields import differences, variant
-from bench.runs.results import latest_by_run, mean_std, seen_test
+from bench.runs.results import BUDGET_HIT, latest_by_run, mean_std, seen_test, still_improving
 
 COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
 SEEN_COLUMNS = tuple((seen, m) for seen in ("kept", "removed") for m in ("hr@10", "ndcg@10"))
@@ -68,6 +68,7 @@ def summarize(records: list[dict]) -> list[dict]:
         row["diverged"] = [f"seed {r['seed']}: {r['diverged']}" for r in recs if r.get("diverged")]
         if row["diverged"]:
             row["model"] += " (!)"
+        row["budget_hit"] = [r["seed"] for r in recs if still_improving(r)]
         keyed.append(((row["dataset"], registry.rank(model), model, label_key(label)), row))
     return [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
 
@@ -98,12 +99,16 @@ def render(rows: list[dict], title: str = "test metrics (%), mean +- std over se
         caption += f"\n{note}"
     for row in rows:
         caption += "".join(f"\n(!) {row['display']} {row['dataset']}, {why}" for why in row.get("diverged", []))
+        if row.get("budget_hit"):
+            seeds = ", ".join(map(str, row["budget_hit"]))
+            caption += (f"\n(+) {row['display']} {row['dataset']}, seed{'s' * (len(row['budget_hit']) > 1)} {seeds}: "
+                        f"{BUDGET_HIT} (best epoch = last validation; a longer budget may score higher)")
     table = Table(title=title, caption=caption)
     seen_cols = [f"{m} {seen}" for seen, m in SEEN_COLUMNS]
     for name in ("dataset", "model", "seeds", *seen_cols, "mrr", "valid ndcg@10", "best epoch", "train s"):
         table.add_column(name, justify="left" if name in ("dataset", "model") else "right")
     for row in rows:
         cells = [cell(row[c]) for c in (*seen_cols, "mrr", "valid ndcg@10")]
-        shown = row["display"] + (" (!)" if row.get("diverged") else "")
+        shown = row["display"] + (" (!)" if row.get("diverged") else "") + (" (+)" if row.get("budget_hit") else "")
         table.add_row(row["dataset"], shown, str(row["seeds"]), *cells, f"{row['epochs']:.0f}", f"{row['train_s']:.1f}")
     return table

@@ -122,12 +122,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer 
 class Trainer:
     def __init__(self, model: nn.Module, ds: Dataset, protocol: Protocol, cfg: TrainConfig,
                  run_dir: Path, seed: int, device: torch.device, progress=None,
-                 on_eval: EvalCallback | None = None, label: str | None = None):
+                 on_eval: EvalCallback | None = None, label: str | None = None, log=None):
         self.model = model.to(device)
         self.ds, self.protocol, self.cfg = ds, protocol, cfg
         self.run_dir, self.seed, self.device = run_dir, seed, device
         self.progress = progress or NullProgress()
         self.on_eval = on_eval
+        self.log = log                                       # live curves (bench.train.tblog), or None
         self.ckpt_path, self.best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
         self.prev_path = run_dir / "checkpoint.prev.pt"     # the one before, should the newest be damaged
         self.history_path = run_dir / "history.csv"          # rewritten at each validation, to plot a live run
@@ -250,6 +251,8 @@ class Trainer:
         self.progress.evaluated(metrics[SELECT_METRIC])
         self._save_checkpoint()
         write_history(self.history_path, s["history"])
+        if self.log is not None:
+            self.log.write(s["history"][-1])
         if self.on_eval:
             self.on_eval(epoch, metrics)
 
