@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# queue_worker.sh QUEUE ID: take the first line of QUEUE not yet taken (QUEUE.taken, under a lock) and run it
+# with one compute thread, until none is left. Two workers share a 2-core machine.
+set -u
+queue=$(realpath "$1"); id=$2
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+while true; do
+  cmd=$(flock "$queue.lock" python3 - "$queue" <<'PY'
+import pathlib, sys
+q = pathlib.Path(sys.argv[1])
+t = pathlib.Path(str(q) + ".taken")
+taken = set(t.read_text().splitlines()) if t.exists() else set()
+for line in q.read_text().splitlines():
+    if line.strip() and line not in taken:
+        with t.open("a") as f:
+            f.write(line + "\n")
+        print(line)
+        break
+PY
+)
+  [ -z "$cmd" ] && exit 0
+  echo "$(date +%T) worker $id: $cmd" >> "$queue.log"
+  if .venv/bin/$cmd --threads 1 >> "$queue.$id.out" 2>&1; then
+    echo "$(date +%T) worker $id done" >> "$queue.log"
+  else
+    echo "$(date +%T) worker $id FAILED" >> "$queue.log"
+  fi
+done
