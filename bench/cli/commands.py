@@ -82,11 +82,10 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         from bench.runs.grid import check_scheduler
 
         check_scheduler(scheduler)          # before the plan's timing
-    from bench.runs.threads import per_process
-
-    per_process(threads, 1)                 # a bad --threads or --log: before any work
+    from bench.runs import threads as thread_counts
     from bench.train import tblog
 
+    thread_counts.check(threads)            # a bad --threads or --log: before any work
     tblog.check(log)
     overrides = parse_sets(sets, names)
     if epochs is not None:
@@ -111,7 +110,7 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
     if backend == "local" or threads:       # a Dask worker on another machine shares its own cores
-        each, why = per_process(threads, jobs)
+        each, why = thread_counts.per_process(threads, jobs)
         requests = [dataclasses.replace(r, threads=each) for r in requests]
     else:
         why = "each Dask worker's own (--threads N to choose)"

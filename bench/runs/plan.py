@@ -65,8 +65,7 @@ def checkpoint_state(folder: Path) -> dict | None:
 
 def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> tuple[float, float]:
     """(seconds per epoch, seconds per validation pass) from TIMED_STEPS training steps and one
-    validation batch of a freshly built model, with the threads the run will have, in CPU time (`clock`):
-    the same on a busy machine as on a quiet one. `memo` keeps the training examples and the
+    validation batch of a freshly built model, with the threads the run will have, in CPU time (`clock`). `memo` keeps the training examples and the
     validation split between calls on the same data."""
     import torch
 
@@ -122,10 +121,10 @@ def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> 
 
 
 def clock(device) -> float:
-    """Seconds for timing steps. On a CPU, this process's CPU time over its threads: the work a step
-    takes, whatever else the machine is running (timed wall-clock under load, identical steps gave
-    estimates 10x apart); so a plan estimates the run on this machine with its cores free. On a GPU,
-    wall-clock time after the device's queue is done."""
+    """Seconds for timing steps. On a CPU, this process's CPU time over its threads: less swayed by what
+    else the machine runs than wall-clock time (a step's wait for a core does not count), though not
+    free of it (a core shared with another process still runs a step slower; RESULTS.md, "The quick
+    look, quiet and busy"). On a GPU, wall-clock time after the device's queue is done."""
     import torch
 
     if device.type == "cuda":
@@ -381,7 +380,7 @@ def table(rows: list[PlanRow], jobs: int, cores: int, jobs_flag: str = "--jobs")
         t.add_column("point", overflow="fold")
     for col in ("model", "seed", "run id", "state", "epochs", "s / epoch", "estimate", "from"):
         t.add_column(col, justify="left" if col in ("model", "state", "from", "run id") else "right",
-                     overflow="fold", min_width=len(col) if col in ("model", "run id") else None)
+                     overflow="fold")
     for r in rows:
         epochs = (f"{r.epoch}" if r.state == "finished" else
                   f"{r.epoch} -> {'<=' if r.upper else '~'}{min(r.expected, r.budget):.0f} of {r.budget}")

@@ -37,11 +37,15 @@ def busy_elsewhere(samples: int = 3, gap: float = 0.1) -> int:
     return int(statistics.median(counts))
 
 
+def check(threads: int) -> None:
+    if threads < 0:
+        raise BenchError(f"--threads must be 0 (share the free cores) or more, got {threads}")
+
+
 def per_process(threads: int, processes: int) -> tuple[int, str]:
     """(threads each process takes, why): `threads` when given (> 0), else this machine's free cores
     divided by `processes`."""
-    if threads < 0:
-        raise BenchError(f"--threads must be 0 (share the free cores) or more, got {threads}")
+    check(threads)
     if threads:
         return threads, f"--threads {threads}"
     n, busy = cores(), busy_elsewhere()

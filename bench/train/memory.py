@@ -52,8 +52,8 @@ class Need:
         return PROCESS_BYTES + self.weights + max(self.step, self.scoring)
 
     def why(self) -> str:
-        return (f"the process {gb(PROCESS_BYTES)}, parameters with gradients and Adam moments {gb(self.weights)}, a training step {gb(self.step)}, "
-                f"scoring {gb(self.scoring)}")
+        return (f"the process {gb(PROCESS_BYTES)}, parameters with gradients and Adam moments "
+                f"{gb(self.weights)}, a training step {gb(self.step)}, scoring {gb(self.scoring)}")
 
 
 def gb(nbytes: float) -> str:
