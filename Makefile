@@ -2,6 +2,8 @@
 # make bench  install what is missing, run every model on $(DATASET) (default: the quick look on
 #             synthetic), show the results table and write the report; a real dataset
 #             (DATASET=toys, beauty) prints its plan first and asks before hours of training
+# make quicklook  time the quick look and rewrite the README's figures from it (BUSY=1: with one other
+#             CPU-bound process beside it); results/quicklook.json keeps each condition's measurement
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,7 @@ CONFIRM ?=
 OUT ?= runs
 BENCH_ARGS ?=
 
-.PHONY: install test bench clean
+.PHONY: install test bench quicklook clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,9 @@ bench: install
 	$(BIN)/bench run --models all --dataset $(DATASET) --seeds $(SEEDS) --out $(OUT) $(BENCH_ARGS)
 	$(BIN)/bench results $(OUT)
 	$(BIN)/bench report $(OUT) --out $(OUT)/report
+
+quicklook: install
+	$(BIN)/python scripts/quicklook.py $(if $(BUSY),--busy)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

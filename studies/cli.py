@@ -72,7 +72,7 @@ def show_grid_plan(plan, workers: int, dry_run: bool, threads: str = "") -> None
     from bench.runs.run import RunRequest
     t = plan.target
     requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol,
-                           overrides=t.overrides(p), device=t.device, data_dir=t.data_dir)
+                           overrides=t.overrides(p), device=t.device, data_dir=t.data_dir, threads=t.threads)
                 for p in plan.points for s in plan.seeds]
     show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers",
               threads=threads)

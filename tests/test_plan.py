@@ -1,4 +1,7 @@
 """The plan before a grid: each run finished, resumable (from its epoch) or new, with an estimate."""
+import subprocess
+import sys
+
 import pytest
 
 from bench.runs import plan, results
@@ -17,7 +20,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
                      "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert "plan: 4 runs (4 new, 0 resumable, 0 finished)" in proc.stdout and "total up to" in proc.stdout
-    assert proc.stdout.count(" new ") >= 4 and "timed steps" in proc.stdout
+    assert proc.stdout.count(" new ") >= 4 and "FLOPs counted now" in proc.stdout and "timed steps" in proc.stdout
     assert not (tmp_path / "out").exists()
 
 
@@ -95,26 +98,55 @@ def diffusion_request(out, seed=0, **fields):
                       overrides={"diffurecsys": {**DIFF, **fields}})
 
 
-def test_each_compute_shape_is_timed_once_and_validation_scales_with_reverse_steps(tmp_path, monkeypatch):
+def test_each_shape_is_counted_once_at_a_rate_timed_once_and_validation_scales_with_reverse_steps(
+        tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    calls = []
-
-    def fake_timed(spec, ds, req, memo=None):
-        calls.append(spec.config)
-        return 100.0, 8.0 * plan.scoring_steps(spec.cls, spec.config)[0]     # 8 s per reverse step
-    monkeypatch.setattr(plan, "timed", fake_timed)
+    counts, timings = [], []
+    real_counted, real_fastest = plan.counted, plan.fastest
+    monkeypatch.setattr(plan, "counted", lambda fn: counts.append(1) or real_counted(fn))
+    monkeypatch.setattr(plan, "fastest", lambda fn, device, repeats=plan.REPEATS: timings.append(1)
+                        or real_fastest(fn, device, repeats))
     reqs = [diffusion_request(tmp_path, offset_noise="0.3"), diffusion_request(tmp_path, lambda_mean="0"),
             diffusion_request(tmp_path, valid_inference_steps="1"), diffusion_request(tmp_path, diffusion_steps="32"),
             diffusion_request(tmp_path, attention="cross")]
     rows = plan.plan(reqs)
-    assert len(calls) == 2                      # cross+self (four points: cost-free fields) and cross
+    # two shapes (cross+self: four points differing in cost-free fields; cross): each counted once (two
+    # training batches and a validation batch); one model, so its training and scoring rates are timed once
+    assert len(counts) == 6 and len(timings) == 2
     assert [r.valid_steps for r in rows] == [8, 8, 1, 32, 8]
-    assert rows[2].valid_s == pytest.approx(8.0) and rows[3].valid_s == pytest.approx(8.0 * 32)
+    assert rows[0].epoch_s == rows[1].epoch_s == rows[2].epoch_s == rows[3].epoch_s > 0
+    assert rows[2].valid_s == pytest.approx(rows[0].valid_s / 8) and rows[3].valid_s == pytest.approx(rows[0].valid_s * 4)
+    assert rows[4].epoch_s < rows[0].epoch_s           # cross alone has no self-attention sublayer to compute
     # test at T = 32 reverse steps costs 4x what T = 8 does, at the same seconds per epoch
-    assert rows[3].seconds > rows[0].seconds and rows[0].epoch_s == rows[3].epoch_s == 100.0
-    # a second plan on this machine reuses the timings
-    again = plan.plan(reqs)
-    assert len(calls) == 2 and {r.source.split(";")[0] for r in again} == {"timed before"}
+    assert rows[3].seconds > rows[0].seconds
+    # a second plan, with a CPU-bound process running beside it, builds nothing and times nothing: the same
+    # estimates from the kept work and rate
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        again = plan.plan(reqs)
+    finally:
+        burner.kill()
+    assert len(counts) == 6 and len(timings) == 2
+    assert [r.seconds for r in again] == [r.seconds for r in rows]
+    assert {r.source.split(";")[0] for r in again} == {"FLOPs counted and rate timed before"}
+
+
+def test_a_rate_timed_beside_other_work_is_timed_again_on_a_quiet_machine_and_the_faster_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    busy = plan.WorkCache()
+    monkeypatch.setattr(busy, "busy", lambda: True)
+    assert busy.put_rate("train sasrec", 1e9) == 1e9
+    still_busy, quiet = plan.WorkCache(), plan.WorkCache()
+    monkeypatch.setattr(still_busy, "busy", lambda: True)
+    monkeypatch.setattr(quiet, "busy", lambda: False)
+    assert still_busy.rate("train sasrec") == 1e9      # nothing better to time against
+    assert quiet.rate("train sasrec") is None           # time again
+    assert quiet.put_rate("train sasrec", 3e9) == 3e9 and plan.WorkCache().rate("train sasrec") == 3e9
+    # a slower timing does not replace a faster one
+    assert still_busy.put_rate("train sasrec", 2e9) == 3e9
+    # a damaged cache file is read as empty and rewritten
+    quiet.path.write_text("{not json")
+    assert plan.WorkCache().rate("train sasrec") is None
 
 
 def test_expected_epochs_follow_earlier_runs_of_the_model_with_this_runs_patience(tmp_path):

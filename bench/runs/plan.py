@@ -4,8 +4,9 @@ estimate of its time on this machine, and the total.
 Estimates come, in this order, from the run's own checkpoint (seconds per epoch so far), from
 earlier finished runs of the same model and config on the same data in the results store
 (seconds per epoch, seconds per validation, and the epochs they ran before early stopping),
-or from a few timed training steps and one timed validation batch here. Without earlier runs
-the epoch count is the budget, so the estimate is an upper bound ("up to").
+or from the run's work counted in FLOPs at this machine's rate, timed once and kept (`timed`), so
+that what else the machine runs when a plan is made does not move the estimate. Without earlier
+runs the epoch count is the budget, so the estimate is an upper bound ("up to").
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from bench.runs.grid import duration
 from bench.runs.identity import dataset_fingerprint, run_id
 from bench.runs.run import RunRequest
 
-TIMED_STEPS = 2          # the smallest and the largest batch, after a warm-up on the largest
-TIMINGS_KEPT_S = 7 * 86400  # a shape timed on this machine is reused for a week (bench.runs.plan.TimingCache)
+REPEATS = 2                 # timed repeats of a step; the fastest gives the machine's rate (`fastest`)
+RATES_KEPT_S = 30 * 86400   # a rate timed on this machine is reused for 30 days (bench.runs.plan.WorkCache)
 
 
 @dataclass
@@ -63,9 +64,36 @@ def checkpoint_state(folder: Path) -> dict | None:
         return None
 
 
-def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> tuple[float, float]:
-    """(seconds per epoch, seconds per validation pass) from TIMED_STEPS training steps and one
-    validation batch of a freshly built model, with the threads the run will have, in CPU time (`clock`). `memo` keeps the training examples and the
+def counted(fn) -> float:
+    """FLOPs of what `fn` computes (matrix products and attention, as torch's flop counter counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def fastest(fn, device, repeats: int = REPEATS) -> float:
+    """The shortest of `repeats` timings of `fn` in `clock` seconds: a repeat that other work slowed counts least."""
+    best = math.inf
+    for _ in range(repeats):
+        t0 = clock(device)
+        fn()
+        best = min(best, clock(device) - t0)
+    return best
+
+
+def timed(spec, ds: data.Dataset, req: RunRequest, shape_key: str, memo: dict | None = None,
+          cache: "WorkCache | None" = None) -> tuple[float, float, str]:
+    """(seconds per epoch, seconds per validation pass, how) of a run: its work in FLOPs at this machine's rate.
+
+    The work is counted, once per shape (`cache`): a training step on the smallest and on the median batch of
+    an epoch, fitted to every batch's cells (flops = a + b * cells), and one validation batch, times the
+    batches of a pass. A count does not depend on what else the machine runs. The rate, FLOPs per second for
+    the model at its precision, device and threads, is the fastest of REPEATS steps of the median batch (and
+    of a validation batch), timed once on this machine and kept; timed again only when the kept rate was
+    timed beside other work and the machine is quiet now (the faster one is kept). A model whose steps have
+    no counted FLOPs (no matrix products) is timed instead. `memo` keeps the training examples and the
     validation split between calls on the same data."""
     import torch
 
@@ -78,46 +106,58 @@ def timed(spec, ds: data.Dataset, req: RunRequest, memo: dict | None = None) -> 
     device = resolve_device(req.device)
     if req.threads:
         torch.set_num_threads(req.threads)
+    cache = cache or WorkCache()
+    where = f"{spec.name}/{spec.train.precision}/{device.type}/{torch.get_num_threads()} threads"
+    work, rates = cache.work(shape_key), (cache.rate(f"train {where}"), cache.rate(f"score {where}"))
+    steps = scoring_steps(spec.cls, spec.config)[0]
+    if work and all(rates):
+        return work[0] / rates[0], work[1] * steps / rates[1], "FLOPs counted and rate timed before"
     torch.manual_seed(req.seed)
     model = spec.build(ds.n_items).to(device)
     optimizer = make_optimizer(model, spec.train)
     memo = {} if memo is None else memo
-    epoch_s = 0.0
+    epoch_flops = epoch_s = 0.0
     if optimizer is not None and spec.train.epochs > 0:
         fmt = model.train_format
         examples, real = training_examples(ds, fmt, req.protocol.max_len, memo)
         order = batching.batch_order(real, spec.train.batch_size, torch.Generator().manual_seed(0),
                                      spec.train.length_buckets)
         per_batch = (real - 1).clamp(min=0).sum().item() / max(len(order), 1)
-        # batches are cut to their longest row, so their cost follows their size: time batches
-        # from the smallest to the largest of the epoch and fit seconds = a + b * cells
         cells = [len(idx) * int(real[idx].max()) for idx in order]
         by_size = sorted(range(len(order)), key=cells.__getitem__)
-        picks = [by_size[round(q * (len(by_size) - 1) / max(TIMED_STEPS - 1, 1))] for q in range(TIMED_STEPS)]
+        picks = by_size[0], by_size[len(by_size) // 2]          # the smallest and the median batch
+        batches = [batching.to_device(batching.make_batch(examples, real, order[i], fmt, per_batch), device)
+                   for i in picks]
         model.train()
-        sizes, seconds = [], []
-        # the first step (the largest) warms up the process: once per plan, the next shapes find it warm
-        warm = [] if memo.get("warm") else [picks[-1]]
-        memo["warm"] = True
-        for step, i in enumerate([*warm, *picks], start=1 - len(warm)):
-            batch = batching.make_batch(examples, real, order[i], fmt, per_batch)
-            t0 = clock(device)
-            train_step(model, optimizer, batching.to_device(batch, device), device, spec.train)
-            if step:
-                sizes.append(cells[i])
-                seconds.append(clock(device) - t0)
-        epoch_s = epoch_seconds(sizes, seconds, cells)
+        one_step = [lambda b=b: train_step(model, optimizer, b, device, spec.train) for b in batches]
+        flops = [counted(step) for step in one_step]       # the first also warms the process up
+        epoch_flops = epoch_seconds([cells[i] for i in picks], flops, cells)
+        if flops[1]:
+            rate = rates[0] or cache.put_rate(f"train {where}", flops[1] / fastest(one_step[1], device))
+            epoch_s = epoch_flops / rate
+        else:
+            epoch_s = epoch_seconds([cells[picks[1]]], [fastest(one_step[1], device)], cells)
     elif contract.fitted(model):
         model.fit(ds.train)
     key = ("valid", ds.name, json.dumps(req.protocol.to_dict(), sort_keys=True))
     split = memo[key] if key in memo else memo.setdefault(key, eval_split(ds, "valid", req.protocol))
     model.eval()
     n_batches = math.ceil(len(split.target) / score_batch(spec.train.eval_batch_size, ds.n_items))
-    t0 = clock(device)
-    with autocast(device, spec.train.precision):
-        next(score_batches(contract.validation_scorer(model), split, spec.train.eval_batch_size, device,
-                           ds.n_items))
-    return epoch_s, (clock(device) - t0) * n_batches
+
+    def score():
+        with autocast(device, spec.train.precision):
+            next(score_batches(contract.validation_scorer(model), split, spec.train.eval_batch_size, device,
+                               ds.n_items))
+    valid_flops = counted(score) * n_batches
+    if valid_flops:
+        rate = rates[1] or cache.put_rate(f"score {where}", valid_flops / n_batches / fastest(score, device))
+        valid_s = valid_flops / rate
+    else:
+        valid_s = fastest(score, device) * n_batches
+    if epoch_flops and valid_flops:
+        cache.put_work(shape_key, epoch_flops, valid_flops / steps)     # validation: per reverse step
+    return epoch_s, valid_s, ("FLOPs counted now, rate timed " + ("before" if all(rates) else "now")
+                              if epoch_flops or valid_flops else f"{REPEATS} timed steps")
 
 
 def clock(device) -> float:
@@ -234,10 +274,12 @@ def expected_epochs(spec, peers_same: list[dict], peers_model: list[dict]) -> tu
     return min(t.epochs, guess + t.patience * t.eval_every), why
 
 
-class TimingCache:
-    """Timed shapes of this machine (CPU, threads, torch), kept in the user's cache folder, so a plan
-    times each shape once a week rather than on every call (per device and thread count); an earlier
-    finished run of the same shape in the results store wins over it."""
+class WorkCache:
+    """What the plan learnt on this machine, kept in the user's cache folder: each shape's work in FLOPs
+    (counted once: it depends on the shape and the data, not on the machine) and this machine's rates (FLOPs
+    per second by model, precision, device and threads; for this CPU and torch version). A rate timed while
+    other work kept cores busy is marked so, and timed again by a plan on a quiet machine, which keeps the
+    faster of the two. An earlier finished run of the same shape in the results store wins over both."""
 
     def __init__(self):
         import platform
@@ -245,27 +287,61 @@ class TimingCache:
         import torch
 
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bench"
-        self.path = folder / "timings.json"
-        self.machine = json.dumps([platform.machine(), cpu_name(), torch.get_num_threads(), torch.__version__])
-        try:
-            self.entries = json.loads(self.path.read_text())
-            assert isinstance(self.entries, dict)
-        except (OSError, ValueError, AssertionError):
-            self.entries = {}
+        self.path = folder / "work.json"
+        self.machine = json.dumps([platform.machine(), cpu_name(), torch.__version__])
+        self._busy: bool | None = None
+        self.entries = self.read()
 
-    def get(self, key: str) -> tuple[float, float] | None:
-        e = self.entries.get(json.dumps([self.machine, key]))
-        if isinstance(e, list) and len(e) == 3 and time.time() - e[2] < TIMINGS_KEPT_S:
+    def read(self) -> dict:
+        try:
+            entries = json.loads(self.path.read_text())
+            return entries if isinstance(entries, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def busy(self) -> bool:
+        """Whether other work keeps a core busy now (sampled once per plan)."""
+        if self._busy is None:
+            from bench.runs.threads import busy_elsewhere
+
+            self._busy = busy_elsewhere() > 0
+        return self._busy
+
+    def work(self, shape_key: str) -> tuple[float, float] | None:
+        e = self.entries.get(json.dumps(["work", shape_key]))
+        if isinstance(e, list) and len(e) == 2 and all(isinstance(x, (int, float)) and x > 0 for x in e):
             return float(e[0]), float(e[1])
         return None
 
-    def put(self, key: str, epoch_s: float, per_step: float) -> None:
-        self.entries[json.dumps([self.machine, key])] = [epoch_s, per_step, time.time()]
+    def rate(self, where: str) -> float | None:
+        e = self.entries.get(json.dumps(["rate", self.machine, where]))
+        if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], (int, float)) and e[0] > 0
+                and isinstance(e[1], (int, float)) and time.time() - e[1] < RATES_KEPT_S):
+            return None
+        return None if e[2] and not self.busy() else float(e[0])
+
+    def put_work(self, shape_key: str, epoch_flops: float, valid_flops: float) -> None:
+        self.entries = self.read()          # what other plans kept since this one read the file
+        self.entries[json.dumps(["work", shape_key])] = [epoch_flops, valid_flops]
+        self.save()
+
+    def put_rate(self, where: str, rate: float) -> float:
+        """Keep a timed rate (the faster of it and one timed beside other work before); returns the rate kept."""
+        key = json.dumps(["rate", self.machine, where])
+        self.entries = self.read()
+        old = self.entries.get(key)
+        if isinstance(old, list) and len(old) == 3 and isinstance(old[0], (int, float)) and old[0] > rate:
+            rate = float(old[0])
+        self.entries[key] = [rate, time.time(), self.busy()]
+        self.save()
+        return rate
+
+    def save(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(self.entries))
         except OSError:
-            pass            # a read-only home: the plan times again next time
+            pass            # a read-only home: the plan counts and times again next time
 
 
 def cpu_name() -> str:
@@ -322,15 +398,9 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
                 timings[key] = (f"{len(peers)} earlier run{'s' if len(peers) > 1 else ''}",
                                 *measured(peers, spec.train.eval_every))
             else:
-                cache = cache or TimingCache()
-                known = cache.get(f"{key}{req.device}/{req.threads}")
-                if known:
-                    timings[key] = ("timed before", *known)
-                else:
-                    epoch_s, valid_s = timed(spec, ds, req, memo)
-                    timings[key] = (f"{TIMED_STEPS} timed steps", epoch_s,
-                                    valid_s / scoring_steps(spec.cls, spec.config)[0])
-                    cache.put(f"{key}{req.device}/{req.threads}", *timings[key][1:])
+                cache = cache or WorkCache()
+                epoch_s, valid_s, how = timed(spec, ds, req, key, memo, cache)
+                timings[key] = (how, epoch_s, valid_s / scoring_steps(spec.cls, spec.config)[0])
         row.source, row.epoch_s, per_step = timings[key]
         valid_steps, test_steps = scoring_steps(spec.cls, spec.config)
         row.valid_s, row.valid_steps = per_step * valid_steps, valid_steps
