@@ -72,9 +72,12 @@ def machine() -> str:
 
 
 def commit() -> str:
-    proc = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty=+changes"], capture_output=True,
-                          text=True)
-    return proc.stdout.strip() or "?"
+    """The commit measured, '+changes' when the code differs from it (this script's own outputs aside)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                              f":!{README.name}", f":!{MEASURED.relative_to(ROOT)}"], capture_output=True, text=True)
+    return (head or "?") + ("+changes" if changed.stdout.strip() else "")
 
 
 def paragraph(measured: dict) -> str:
