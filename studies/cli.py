@@ -43,7 +43,9 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
             raise BenchError("--epochs must be at least 1")
         base.setdefault("epochs", str(epochs))
     registry.resolve(model, {model: base}, dataset, max_len)     # a bad --set fails here, before any work
-    data.resolve(dataset, data_dir, fetch_missing=True)
+    from bench.cli.commands import announce
+
+    announce(data.resolve(dataset, data_dir, fetch_missing=True))
     tblog.check(log)
     return Target(model=model, dataset=dataset, out=str(out), base=base, device=device, threads=threads, log=log,
                   data_dir=str(data_dir) if data_dir else None,

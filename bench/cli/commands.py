@@ -98,7 +98,7 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
             registry.resolve(name, overrides, dataset, max_len)     # validate every override before any work
     directory = str(data_dir) if data_dir else None
     for dataset in datasets:
-        data.resolve(dataset, data_dir, fetch_missing=True)
+        announce(data.resolve(dataset, data_dir, fetch_missing=True))
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
     requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
                           overrides=overrides, device=device, data_dir=directory, force=force,
@@ -281,6 +281,30 @@ def model_fields_table(name: str) -> Table:
         table.add_row(f.section, f.name, f.type, f.default, *(v.get(f.name, "") for v in columns.values()),
                       f.description)
     return table
+
+
+def announce(ds) -> None:
+    """The dataset a command is about to train on, in one summary: its size and, for a raw log, what
+    reading it dropped (users with fewer than 3 interactions among it)."""
+    from bench.data.prepare import dataset_summary
+
+    for line in dataset_summary(ds).lines(f"dataset {ds.name}"):
+        err_console.print(line, markup=False, highlight=False)
+
+
+def data_prepare(log, out, user_col, item_col, time_col, rating_col, min_rating, min_user, min_item, sep):
+    """`bench data prepare`: a raw log into a dataset file, with the summary of what each rule dropped."""
+    from bench.data import prepare
+
+    if Path(out).suffix not in (".pkl", ".pickle"):
+        raise BenchError(f"--out must end in .pkl, got {Path(out).name}")
+    raw, summary = prepare.prepare(Path(log), user_col, item_col, time_col, rating_col, min_rating, min_user,
+                                   min_item, sep)
+    prepare.write(raw, Path(out))
+    for line in summary.lines(Path(log).name):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"wrote {out}; train on it with: bench run --models sasrec --dataset {out}", markup=False,
+                  highlight=False)
 
 
 def data_list(data_dir):

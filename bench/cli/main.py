@@ -234,6 +234,24 @@ def data_fetch(
     commands.data_fetch(name=name, data_dir=data_dir, base_url=base_url)
 
 
+@data_app.command("prepare")
+def data_prepare(
+    log: Annotated[Path, typer.Argument(help="The raw interaction log: .csv, .tsv/.txt, .parquet, or a RecBole .inter file.")],
+    out: Annotated[Path, typer.Option("--out", help="The dataset file to write (NAME.pkl); `bench run --dataset NAME.pkl` reads it.")],
+    user_col: Annotated[Optional[str], typer.Option("--user-col", help="User column (default: user; user_id in .inter).")] = None,
+    item_col: Annotated[Optional[str], typer.Option("--item-col", help="Item column (default: item; item_id in .inter).")] = None,
+    time_col: Annotated[Optional[str], typer.Option("--time-col", help="Time column, numbers or ISO-8601 (default: timestamp).")] = None,
+    rating_col: Annotated[Optional[str], typer.Option("--rating-col", help="Rating column, for --min-rating (default: rating).")] = None,
+    min_rating: Annotated[Optional[float], typer.Option("--min-rating", help="Keep rows rated at least this.")] = None,
+    min_user: Annotated[int, typer.Option("--min-user", help="k-core: users need this many interactions (repeated with --min-item to a fixed point).")] = 0,
+    min_item: Annotated[int, typer.Option("--min-item", help="k-core: items need this many interactions.")] = 0,
+    sep: Annotated[Optional[str], typer.Option("--sep", help="Field separator of a text log (default: ',' for .csv, tab otherwise).")] = None,
+):
+    """Turn a raw interaction log into a leave-one-out dataset file, and say what each rule dropped."""
+    commands.data_prepare(log=log, out=out, user_col=user_col, item_col=item_col, time_col=time_col,
+                          rating_col=rating_col, min_rating=min_rating, min_user=min_user, min_item=min_item, sep=sep)
+
+
 # Commands kept beside the package they drive (studies/, reports/, ...). Each module
 # defines `register(app)`, adds its commands there, and imports heavy libraries
 # (optuna, matplotlib) inside the commands so `bench --help` stays fast.

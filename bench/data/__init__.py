@@ -29,6 +29,8 @@ class Dataset:
     # the original ids, where the file has them: user index -> user id, item id -> item id (index 0 unused)
     user_ids: tuple | None = field(default=None, compare=False, repr=False)
     item_ids: tuple | None = field(default=None, compare=False, repr=False)
+    # what reading it dropped, for a dataset read from a raw log (bench.data.prepare.Summary), else None
+    summary: object = field(default=None, compare=False, repr=False)
 
     @property
     def n_users(self) -> int:

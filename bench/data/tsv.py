@@ -2,25 +2,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
-import sys
-from collections import Counter, defaultdict
 from pathlib import Path
 
 from bench.data import Dataset, excerpt
 from bench.errors import BenchError
-
-
-def k_core(events: list[tuple[str, str, float]], k: int) -> list[tuple[str, str, float]]:
-    """Drop users and items with fewer than k interactions until none is left."""
-    while True:
-        users = Counter(u for u, _, _ in events)
-        items = Counter(i for _, i, _ in events)
-        kept = [e for e in events if users[e[0]] >= k and items[e[1]] >= k]
-        if len(kept) == len(events):
-            return kept
-        events = kept
 
 
 def load_interactions(path: Path, k: int = 0) -> Dataset:
@@ -31,8 +19,8 @@ def load_interactions(path: Path, k: int = 0) -> Dataset:
     last item is the test target, the one before it the validation target.
     Users with fewer than 3 events are dropped; items are renumbered 1..N in
     order of first appearance. A timestamp must be a finite number and the file UTF-8 (each
-    refused with its line number); exact duplicate (user, item, timestamp) rows are dropped,
-    and their count said on stderr.
+    refused with its line number); exact duplicate (user, item, timestamp) rows are dropped.
+    What was dropped is in the dataset's `summary` (bench.data.prepare), which a run prints.
     """
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     try:
@@ -69,24 +57,12 @@ def load_interactions(path: Path, k: int = 0) -> Dataset:
             continue
         seen.add(event)
         events.append(event)
-    if duplicates:
-        print(f"{path}: dropped {duplicates:,} exact duplicate (user, item, timestamp) rows", file=sys.stderr)
-    if k > 1:
-        events = k_core(events, k)
-    by_user: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
-    for order, (u, i, t) in enumerate(events):
-        by_user[u].append((t, order, i))
-    item_ids: dict[str, int] = {}
-    train, val, test, users = [], [], [], []
-    for u in by_user:
-        seq = [i for _, _, i in sorted(by_user[u])]
-        if len(seq) < 3:
-            continue
-        ids = [item_ids.setdefault(i, len(item_ids) + 1) for i in seq]
-        users.append(u)
-        train.append(ids[:-2])
-        val.append(ids[-2])
-        test.append(ids[-1])
-    if not train:
+    from bench.data import from_split_dict
+    from bench.data.prepare import Summary, split
+
+    summary = Summary(rows=len(rows) - 1)
+    raw = split(events, summary, k, k)
+    summary.duplicates += duplicates
+    if not raw["train"]:
         raise BenchError(f"{path}: no user has 3 or more interactions")
-    return Dataset(path.stem, train, val, test, len(item_ids), tuple(users), (None, *item_ids))
+    return dataclasses.replace(from_split_dict(raw, path.stem), summary=summary)
