@@ -43,7 +43,7 @@ def test_prepare_counts_every_rule_and_writes_a_file_that_trains(tmp_path):
     assert ds.n_users == 1 and ds.item_ids == (None, "a", "b", "c")
     run = bench_cli("run", "--models", "pop", "--dataset", str(out), "--out", str(tmp_path / "runs"))
     assert run.returncode == 0, run.stderr
-    assert "dataset mine: 1 users, 3 items, 3 interactions" in run.stderr
+    assert "dataset mine: 1 users, 3 items, 3 interactions" in run.stdout
 
 
 def test_k_core_repeats_to_a_fixed_point():
@@ -115,5 +115,5 @@ def test_a_log_read_directly_says_what_it_dropped_when_a_run_starts(tmp_path):
                    + "c\t1\t1\nc\t2\t2\n")
     proc = bench_cli("run", "--models", "pop", "--dataset", str(log), "--out", str(tmp_path / "runs"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "dataset direct: 2 users, 4 items, 8 interactions (from 10 rows)" in proc.stderr
-    assert "dropped 1 users with fewer than 3 interactions (2 rows)" in proc.stderr
+    assert "dataset direct: 2 users, 4 items, 8 interactions (from 10 rows)" in proc.stdout
+    assert "dropped 1 users with fewer than 3 interactions (2 rows)" in proc.stdout

@@ -184,10 +184,12 @@ def eval_runs(models, dataset, out, seed, run_id, sets, exclude_seen, split, dev
     from bench import data, registry
     from bench.eval import reeval
     from bench.registry.overrides import parse_sets
+    from bench.runs import results as store
     from bench.runs.threads import per_process
 
     output_dir(out)
     torch_threads(per_process(threads, 1)[0])
+    store.read(out)            # the store's records say where models from outside the package live
     names = registry.parse_models(models)
     if split not in ("valid", "test", "both"):
         raise BenchError(f"unknown --split '{split}'; choose valid, test or both")
@@ -288,8 +290,8 @@ def announce(ds) -> None:
     reading it dropped (users with fewer than 3 interactions among it)."""
     from bench.data.prepare import dataset_summary
 
-    for line in dataset_summary(ds).lines(f"dataset {ds.name}"):
-        err_console.print(line, markup=False, highlight=False)
+    for line in dataset_summary(ds).lines(f"dataset {ds.name}"):     # stdout: stderr is for the one error line
+        console.print(line, markup=False, highlight=False)
 
 
 def data_prepare(log, out, user_col, item_col, time_col, rating_col, min_rating, min_user, min_item, sep):

@@ -7,13 +7,21 @@ dataclass), `train_defaults` (a TrainConfig) and `train_format`, and may carry
 defaults on one named dataset (chosen there on validation). `--set` wins over both.
 A model class may also carry `paper` and `summary` (one line each) for `bench models`, and each
 config field has a one-line meaning in bench.registry.fields.
+
+Models from outside the package (docs/adding-a-model.md): `--models mypkg.mymodel:MyRec` names any
+importable class (a module on the path, or a file in the current folder), and an installed package
+registers names in the entry-point group `bench.models` (`myrec = "mypkg.mymodel:MyRec"`). A run records
+where such a model was imported from (`model_dir`), so later commands in other folders import it too.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import os
 import sys
 import typing
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,24 +56,108 @@ class ModelSpec:
         return self.cls(self.config, n_items)
 
 
+ENTRY_POINTS = "bench.models"
+
+
+@functools.lru_cache(maxsize=1)
+def installed() -> dict[str, str]:
+    """Models that installed packages register: {name: "module:Class"} from the `bench.models` entry
+    points (a name of the package's own registry wins over one of them)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINTS) if ep.name not in MODELS}
+
+
 def names() -> list[str]:
-    return list(MODELS)
+    """The registered models, then those installed packages register."""
+    return list(MODELS) + sorted(installed())
+
+
+def import_path(name: str) -> str:
+    """'module:Class' of a model name: the registry's, an installed entry point's, or the name itself."""
+    if name in MODELS:
+        return MODELS[name]
+    if name in installed():
+        return installed()[name]
+    module, _, attr = name.partition(":")
+    if not (module and attr and all(part.isidentifier() for part in (*module.split("."), *attr.split(".")))):
+        raise BenchError(f"unknown model '{name}'; choose from: {', '.join(names())}, or name a class as "
+                         "module:Class (e.g. mypkg.mymodel:MyRec)")
+    return name
+
+
+def search(folder: str | os.PathLike) -> None:
+    """Let models be imported from `folder` (a run's recorded `model_dir`), here and in every process
+    this one starts (PYTHONPATH)."""
+    folder = str(Path(folder).resolve())
+    if folder not in sys.path:
+        sys.path.append(folder)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if folder not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (*paths, folder) if p)
+
+
+def load_module(name: str, module: str):
+    """Import a model's module: from the path, else from the current folder; one error line if neither."""
+    def fail(e: Exception):
+        return BenchError(f"cannot import model '{name}': {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if name in MODELS or not (e.name and (module == e.name or module.startswith(e.name + "."))):
+            raise fail(e) from None
+        search(os.getcwd())                 # a module file in the current folder, as `python -m` finds it
+    except Exception as e:                  # the module's own code failed
+        raise fail(e) from None
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise BenchError(f"cannot import model '{name}': no module named '{e.name}' on the path or in "
+                         f"{os.getcwd()}") from None
+    except Exception as e:
+        raise fail(e) from None
 
 
 def model_class(name: str) -> type:
-    if name not in MODELS:
-        raise BenchError(f"unknown model '{name}'; choose from: {', '.join(MODELS)}")
-    module, attr = MODELS[name].split(":")
-    return contract.check(name, getattr(importlib.import_module(module), attr))
+    module, attr = import_path(name).split(":")
+    target = load_module(name, module)
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise BenchError(f"cannot import model '{name}': module '{module}' has no '{attr}'")
+    if not isinstance(target, type):
+        raise BenchError(f"model '{name}' is not a class")
+    return contract.check(name, target)
+
+
+def model_dir(name: str) -> str | None:
+    """The folder a model from outside the package is imported from (the path entry holding its module),
+    for the run's record; None for the package's own models."""
+    if name in MODELS:
+        return None
+    module = sys.modules.get(import_path(name).split(":")[0])
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(import_path(name).split(":")[0].count(".")):
+        root = root.parent
+    return str(root)
+
+
+def folder(name: str) -> str:
+    """A model's folder name under a results folder's runs/ (a 'module:Class' name without the colon)."""
+    return name.replace(":", ".")
 
 
 def parse_models(spec: str) -> list[str]:
-    """'all' or a comma-separated list of registered names."""
+    """'all' or a comma-separated list of registered names or module:Class paths."""
     if spec.strip() == "all":
         return names()
     chosen = [s.strip() for s in spec.split(",") if s.strip()]
     if not chosen:
-        raise BenchError(f"no model given; choose from: all, {', '.join(MODELS)}")
+        raise BenchError(f"no model given; choose from: all, {', '.join(names())}")
     for name in chosen:
         model_class(name)
     return chosen

@@ -12,11 +12,14 @@ TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 def parse_sets(items: list[str], models: list[str]) -> dict[str, dict[str, str]]:
-    """['sasrec.hidden=128', ...] -> {'sasrec': {'hidden': '128'}}."""
+    """['sasrec.hidden=128', ...] -> {'sasrec': {'hidden': '128'}}. A model named as module:Class
+    (mypkg.mymodel:MyRec.hidden=32) ends at the first dot after its colon."""
     out: dict[str, dict[str, str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        model, dot, fld = key.strip().partition(".")
+        key = key.strip()
+        cut = key.find(".", key.find(":")) if ":" in key else key.find(".")
+        model, dot, fld = (key[:cut], ".", key[cut + 1:]) if cut >= 0 else (key, "", "")
         if not sep or not dot or not model or not fld:
             raise BenchError(f"bad --set '{item}'; expected MODEL.FIELD=VALUE, e.g. sasrec.hidden=128")
         if model not in models:

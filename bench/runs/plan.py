@@ -53,7 +53,7 @@ class PlanRow:
 
 
 def run_folder(out: Path, req: RunRequest, ds_name: str, rid: str) -> Path:
-    return out / "runs" / ds_name / req.model / f"seed{req.seed}-{rid}"
+    return out / "runs" / ds_name / registry.folder(req.model) / f"seed{req.seed}-{rid}"
 
 
 def checkpoint_state(folder: Path) -> dict | None:

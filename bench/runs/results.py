@@ -67,7 +67,8 @@ SCHEMA: dict[str, tuple[dict, dict]] = {
               {"epochs_run": (int,), "test_seen": _seen, "per_user": _TEXT, "history": _TEXT, "per_user_seen": (dict,),
                "eval_seconds": _NUMBER, "test_seconds": _NUMBER, "n_users": (int,), "n_items": (int,),
                "finished_at": _TEXT, "study": _TEXT, "study_id": _TEXT, "point": _TEXT, "point_index": (int,),
-               "registered": (bool,), "diverged": _TEXT, "train": (dict,), "dataset_path": _TEXT}),
+               "registered": (bool,), "diverged": _TEXT, "train": (dict,), "dataset_path": _TEXT,
+               "model_dir": _TEXT}),
     EVALS: ({"run_id": _TEXT, "model": _TEXT, "dataset": _TEXT, "seed": (int,), "changes": (dict,)},
             {"valid": _metrics, "test": _metrics, "test_seen": _seen, "per_user": _TEXT,
              "finished_at": _TEXT, "rescore_index": (int,), "protocol": (dict,), "config": (dict,)}),
@@ -123,6 +124,10 @@ def read(out_dir: Path, name: str = RESULTS) -> list[dict]:
             if why:
                 warnings.warn(f"{path}:{n}: skipping a damaged line ({why})")
                 continue
+            if name == RESULTS and record.get("model_dir"):    # a model from outside the package
+                from bench import registry
+
+                registry.search(record["model_dir"])
             records.append(record)
     return records
 

@@ -71,7 +71,7 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
     if req.threads:
         torch.set_num_threads(req.threads)
     ds = data.resolve(req.dataset, req.data_dir)
-    run_dir = out / "runs" / ds.name / spec.name / f"seed{req.seed}-{rid}"
+    run_dir = out / "runs" / ds.name / registry.folder(spec.name) / f"seed{req.seed}-{rid}"
     if req.force and run_dir.exists():
         shutil.rmtree(run_dir)
     device = resolve_device(req.device)
@@ -112,6 +112,8 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
     }
     if not data.is_named(req.dataset):     # a file: later commands (recommend, eval) find it by its path
         record["dataset_path"] = str(Path(req.dataset).resolve())
+    if (where := registry.model_dir(spec.name)) is not None:     # a model from outside the package
+        record["model_dir"] = where
     if outcome.diverged:
         record["diverged"] = outcome.diverged
         print(f"warning: {spec.name} {ds.name} seed {req.seed}: {outcome.diverged}", file=sys.stderr, flush=True)
