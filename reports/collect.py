@@ -21,7 +21,7 @@ from bench.runs import results as store
 from bench.train.config import SELECT_METRIC  # noqa: F401 - tables and figures take it from here
 from bench.errors import BenchError
 from bench.eval.metrics import metrics_from_ranks
-from bench.runs.fields import variant
+from bench.runs.fields import protocol_note, variant
 
 METRICS = ("hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr")
 TRAJECTORY = "trajectory.npz"
@@ -97,7 +97,7 @@ class Run:
         if seconds is None:
             evals = self.history.get("eval_seconds")
             seconds = self.record["eval_seconds"] - (float(evals[-1]) if evals is not None and len(evals) else 0.0)
-        return 1000 * max(seconds, 0.0) / self.record["n_users"]
+        return 1000 * max(seconds, 0.0) / self.record.get("n_test_users", self.record["n_users"])
 
 
 def variant_key(record: dict) -> str:
@@ -106,8 +106,10 @@ def variant_key(record: dict) -> str:
 
 
 def table_label(record: dict) -> str:
-    """Dataset name, plus the protocol switch when it is not the default."""
-    return record["dataset"] + (" (seen items excluded)" if record["protocol"].get("exclude_seen") else "")
+    """Dataset name, plus each protocol switch that is not the default: runs of different splits or
+    history orders never share a table."""
+    return record["dataset"] + protocol_note(record["protocol"]) \
+        + (" (seen items excluded)" if record["protocol"].get("exclude_seen") else "")
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.runs import results as store
-from bench.runs.fields import differences
+from bench.runs.fields import differences, protocol_note
 from reports import published, tuning
 from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
 from reports.settings import params_label, sort_key, study_variants
@@ -167,6 +167,8 @@ def add_published(table: Table, chosen: dict[str, Variant]) -> None:
         return
     rec = next(iter(chosen.values())).record
     name, n_items, max_len = rec["dataset"], rec["n_items"], rec["protocol"]["max_len"]
+    if protocol_note(rec["protocol"]):      # published rows are leave-one-out on chronological histories
+        return
     for seen in published.SEEN:
         for p in published.matching(name, n_items, max_len, seen):
             cells: list[Cell | None] = [None] * (1 + len(SEEN_COLUMNS))

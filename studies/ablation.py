@@ -24,7 +24,7 @@ from bench import registry
 from bench.errors import BenchError
 from bench.registry.runconfig import raw
 
-ABLATIONS = ("noisy_target", "offset_noise", "diffusion_steps", "attention", "code_fidelity")
+ABLATIONS = ("noisy_target", "offset_noise", "diffusion_steps", "attention", "code_fidelity", "shuffled")
 
 # the selection settings of every named diffusion study (see above), in fp32: a study's runs then compute
 # the same on every machine, and a CPU without bf16 units (AMD Zen 3) runs them at full speed (its bf16

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from bench.errors import BenchError
-from bench.cli.options import DataDir, Device, Log, Threads
+from bench.cli.options import Cutoff, DataDir, Device, Log, Order, Split, Threads
 from bench.cli.paths import output_dir
 from bench.runs.threads import per_process
 
@@ -25,7 +25,7 @@ ExcludeSeen = Annotated[bool, typer.Option(
 
 def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
             data_dir: Path | None, max_len: int = 50, exclude_seen: bool = False, threads: int = 0,
-            log: str = "none"):
+            log: str = "none", split: str = "leave-one-out", cutoff: float = 0.9, order: str = "chronological"):
     from bench.train import tblog
 
     from bench import data, registry
@@ -45,11 +45,14 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
     registry.resolve(model, {model: base}, dataset, max_len)     # a bad --set fails here, before any work
     from bench.cli.commands import announce
 
-    announce(data.resolve(dataset, data_dir, fetch_missing=True))
+    from bench.eval import splits
+
     tblog.check(log)
+    splits.check(split, order, cutoff)
+    protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen, split=split, order=order, cutoff=cutoff)
+    announce(data.resolve(dataset, data_dir, fetch_missing=True), protocol)
     return Target(model=model, dataset=dataset, out=str(out), base=base, device=device, threads=threads, log=log,
-                  data_dir=str(data_dir) if data_dir else None,
-                  protocol=Protocol(max_len=max_len, exclude_seen=exclude_seen))
+                  data_dir=str(data_dir) if data_dir else None, protocol=protocol)
 
 
 def _storage(storage: str | None, out: Path, study_id: str) -> str:
@@ -73,7 +76,7 @@ def show_grid_plan(plan, workers: int, dry_run: bool, threads: str = "") -> None
     from bench.cli.commands import show_plan
     from bench.runs.run import RunRequest
     t = plan.target
-    requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol,
+    requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol_at(p),
                            overrides=t.overrides(p), device=t.device, data_dir=t.data_dir, threads=t.threads)
                 for p in plan.points for s in plan.seeds]
     show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers",
@@ -81,7 +84,8 @@ def show_grid_plan(plan, workers: int, dry_run: bool, threads: str = "") -> None
 
 
 def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, workers, out, device, data_dir,
-                   dry_run=False, max_len=50, exclude_seen=False, threads=0, log="none"):
+                   dry_run=False, max_len=50, exclude_seen=False, threads=0, log="none", split="leave-one-out",
+                   cutoff=0.9, order="chronological"):
     """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
     from bench.cli.options import parse_seeds
     from studies import ablation, grid as grids, runner
@@ -94,7 +98,8 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
     if storage:
         check_storage(storage)          # before the plan's timing
     each, why = per_process(threads, workers)
-    target = _target(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen, each, log)
+    target = _target(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen, each, log,
+                     split, cutoff, order)
     plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
     show_grid_plan(plan, workers, dry_run, why)
     if dry_run:
@@ -109,7 +114,8 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
 
 
 def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets, storage, workers, out,
-                 device, data_dir, max_len=50, exclude_seen=False, threads=0, log="none"):
+                 device, data_dir, max_len=50, exclude_seen=False, threads=0, log="none", split="leave-one-out",
+                 cutoff=0.9, order="chronological"):
     """`bench tune`: tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
     from studies import runner, tune as tuning
     from studies.storage import check as check_storage, shown
@@ -121,7 +127,7 @@ def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets,
     if storage:
         check_storage(storage)
     target = _target(model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen,
-                     per_process(threads, workers)[0], log)
+                     per_process(threads, workers)[0], log, split, cutoff, order)
     plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
     url = _storage(storage, out, plan.study_id)
     study = runner.run_study(plan, url, workers)
@@ -145,11 +151,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ablate(
         name: Annotated[str, typer.Argument(
-            help="noisy_target, offset_noise, diffusion_steps, attention, code_fidelity, or a name for --grid.")],
+            help="noisy_target, offset_noise, diffusion_steps, attention, code_fidelity, shuffled, "
+                 "or a name for --grid.")],
         dataset: Dataset,
         model: Annotated[Optional[str], typer.Option(
             "--model",
-            help="Model to ablate (default: the study's, diffurecsys; diffurec for code_fidelity).")] = None,
+            help="Model to ablate (default: the study's, diffurecsys; diffurec for code_fidelity, "
+                 "sasrec for shuffled).")] = None,
         seeds: Annotated[str, typer.Option("--seeds", help="Number of seeds (0..N-1) or a comma list.")] = "2",
         epochs: Annotated[Optional[int], typer.Option("--epochs", help="Epoch budget of every run.")] = None,
         grid: Annotated[List[str], typer.Option(
@@ -168,6 +176,9 @@ def register(app: typer.Typer) -> None:
             "--dry-run", help="Print the plan (each point x seed: state and time estimate) and exit.")] = False,
         threads: Threads = 0,
         log: Log = "none",
+        split: Split = "leave-one-out",
+        cutoff: Cutoff = 0.9,
+        order: Order = "chronological",
     ):
         """Run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
         ablate_command(
@@ -188,6 +199,9 @@ def register(app: typer.Typer) -> None:
             exclude_seen=exclude_seen,
             threads=threads,
             log=log,
+            split=split,
+            cutoff=cutoff,
+            order=order,
         )
 
     @app.command()
@@ -211,6 +225,9 @@ def register(app: typer.Typer) -> None:
         exclude_seen: ExcludeSeen = False,
         threads: Threads = 0,
         log: Log = "none",
+        split: Split = "leave-one-out",
+        cutoff: Cutoff = 0.9,
+        order: Order = "chronological",
     ):
         """Tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
         tune_command(
@@ -231,4 +248,7 @@ def register(app: typer.Typer) -> None:
             exclude_seen=exclude_seen,
             threads=threads,
             log=log,
+            split=split,
+            cutoff=cutoff,
+            order=order,
         )

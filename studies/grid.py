@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bench import registry
 from bench.registry.runconfig import raw
+from bench.runs.fields import identity
 from bench.runs import results as store
 from bench.train.config import SELECT_METRIC
 from studies.ablation import Ablation, label
@@ -55,7 +56,7 @@ class GridPlan:
         names = ablation.names or tuple(label(p) for p in ablation.points)
         registered = next((n for n, c in zip(names, configs) if c == resolved({})), None)
         settings = {"points": ablation.points, "seeds": seeds, "model": target.model, "base": target.base,
-                    "protocol": target.protocol.to_dict(), "dataset": target.dataset}
+                    "protocol": identity(target.protocol.to_dict()), "dataset": target.dataset}
         sid = f"{ablation.name}-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
         return cls(ablation.name, sid, target, ablation.points, tuple(seeds), ablation.names, registered)
 

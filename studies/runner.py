@@ -33,6 +33,10 @@ POLL_SECONDS = 1
 err = Console(stderr=True, highlight=False, **({} if sys.stderr.isatty() else {"width": 200}))
 
 
+# point fields that set the protocol rather than the model's config
+PROTOCOL_POINTS = ("split", "order", "cutoff")
+
+
 @dataclass(frozen=True)
 class Target:
     """What every trial of a study trains, before the trial's own parameters."""
@@ -47,7 +51,12 @@ class Target:
     log: str = "none"           # live curves (bench.train.tblog)
 
     def overrides(self, params: dict[str, Any]) -> dict[str, dict[str, str]]:
-        return {self.model: {**self.base, **{k: raw(v) for k, v in params.items()}}}
+        """The model's --set values at a point (its protocol fields aside)."""
+        return {self.model: {**self.base, **{k: raw(v) for k, v in params.items() if k not in PROTOCOL_POINTS}}}
+
+    def protocol_at(self, params: dict[str, Any]) -> Protocol:
+        """The protocol at a point: a study may vary the split or the order of histories (`shuffled`)."""
+        return dataclasses.replace(self.protocol, **{k: v for k, v in params.items() if k in PROTOCOL_POINTS})
 
 
 class Plan(Interface):
@@ -72,7 +81,7 @@ def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], seed: int
     target = plan.target
     tags = {"study": plan.name, "study_id": plan.study_id, "trial": trial.number, "params": params, **(point or {})}
     req = RunRequest(model=target.model, dataset=target.dataset, seed=seed, out=target.out,
-                     protocol=target.protocol, overrides=target.overrides(params), device=target.device,
+                     protocol=target.protocol_at(params), overrides=target.overrides(params), device=target.device,
                      data_dir=target.data_dir, threads=target.threads, tags=tags, log=target.log,
                      on_eval=pruning_callback(trial) if prune else None)
     record = run_one(req)

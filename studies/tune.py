@@ -19,6 +19,7 @@ from bench import registry
 from bench.registry import contract
 from bench.registry import runconfig
 from bench.errors import BenchError
+from bench.runs.fields import identity
 from bench.train.config import SELECT_METRIC
 from studies.grid import dataset_name, digest
 from studies.runner import Target, run_trial
@@ -77,7 +78,7 @@ class TunePlan:
         if not space:
             raise BenchError("every searched field is fixed by --set; nothing is left to tune")
         settings = {"space": space, "objectives": objectives, "pruner": pruner, "seed": seed,
-                    "model": target.model, "base": target.base, "protocol": target.protocol.to_dict(),
+                    "model": target.model, "base": target.base, "protocol": identity(target.protocol.to_dict()),
                     "dataset": target.dataset, "extra": extra}
         sid = f"tune-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
         return cls("tune", sid, target, space, trials, tuple(objectives), pruner, seed,

@@ -277,7 +277,7 @@ def test_item9_scoring_batches_shrink_so_a_block_of_scores_stays_bounded():
     n_items, users = 2_000_000, 70
     split = EvalSplit(history=torch.ones(users, 3, dtype=torch.long), lengths=torch.full((users,), 3),
                       target=torch.ones(users, dtype=torch.long), seen_ptr=torch.zeros(users + 1, dtype=torch.long),
-                      seen_idx=torch.zeros(0, dtype=torch.long))
+                      seen_idx=torch.zeros(0, dtype=torch.long), users=torch.arange(users))
     sizes = [len(u) for u, _ in score_batches(lambda b: torch.zeros(len(b["history"]), n_items + 1), split, 256,
                                               torch.device("cpu"), n_items)]
     assert sum(sizes) == users

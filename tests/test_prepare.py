@@ -37,8 +37,10 @@ def test_prepare_counts_every_rule_and_writes_a_file_that_trains(tmp_path):
                  "2 users with fewer than 3 interactions (3 rows)"):
         assert line in proc.stdout, proc.stdout
     raw = pickle.loads(out.read_bytes())
+    day = 86_400.0
     assert raw == {"train": {0: [1]}, "val": {0: [2]}, "test": {0: [3]}, "umap": {"u1": 0},
-                   "smap": {"a": 1, "b": 2, "c": 3}}
+                   "smap": {"a": 1, "b": 2, "c": 3}, "time": {0: [1393668000.0, 1393668000.0 + day,
+                                                                 1393668000.0 + 2 * day]}}
     ds = data.resolve(str(out))
     assert ds.n_users == 1 and ds.item_ids == (None, "a", "b", "c")
     run = bench_cli("run", "--models", "pop", "--dataset", str(out), "--out", str(tmp_path / "runs"))

@@ -45,7 +45,8 @@ def from_experiment(path, given: dict, out, data_dir) -> tuple:
 
 
 def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
-        config, backend, scheduler, dry_run=False, experiment=None, threads=0, log="none"):
+        config, backend, scheduler, dry_run=False, experiment=None, threads=0, log="none",
+        split="leave-one-out", cutoff=0.9, order="chronological"):
     """`bench run`: train and evaluate models x seeds on one dataset (or the datasets of an experiment
     file); skip runs already finished."""
     from bench import data, registry
@@ -85,8 +86,11 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     from bench.runs import threads as thread_counts
     from bench.train import tblog
 
-    thread_counts.check(threads)            # a bad --threads or --log: before any work
+    from bench.eval import splits
+
+    thread_counts.check(threads)            # a bad --threads, --log or --split: before any work
     tblog.check(log)
+    splits.check(split, order, cutoff)
     overrides = parse_sets(sets, names)
     if epochs is not None:
         for name in names:
@@ -97,9 +101,9 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         for name in names:
             registry.resolve(name, overrides, dataset, max_len)     # validate every override before any work
     directory = str(data_dir) if data_dir else None
+    protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen, split=split, order=order, cutoff=cutoff)
     for dataset in datasets:
-        announce(data.resolve(dataset, data_dir, fetch_missing=True))
-    protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen)
+        announce(data.resolve(dataset, data_dir, fetch_missing=True), protocol)
     requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
                           overrides=overrides, device=device, data_dir=directory, force=force,
                           progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines",
@@ -285,12 +289,17 @@ def model_fields_table(name: str) -> Table:
     return table
 
 
-def announce(ds) -> None:
+def announce(ds, protocol=None) -> None:
     """The dataset a command is about to train on, in one summary: its size and, for a raw log, what
-    reading it dropped (users with fewer than 3 interactions among it)."""
+    reading it dropped (users with fewer than 3 interactions among it); then what the protocol's split
+    and order make of it. A dataset without timestamps under --split temporal fails here, before any work."""
     from bench.data.prepare import dataset_summary
+    from bench.eval import splits
 
-    for line in dataset_summary(ds).lines(f"dataset {ds.name}"):     # stdout: stderr is for the one error line
+    lines = dataset_summary(ds).lines(f"dataset {ds.name}")
+    if protocol is not None:
+        lines += splits.describe(splits.for_protocol(ds, protocol))
+    for line in lines:      # stdout: stderr is for the one error line
         console.print(line, markup=False, highlight=False)
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from bench.errors import BenchError, interrupt_said
 from bench.cli import commands
-from bench.cli.options import DataDir, Device, Log, Threads
+from bench.cli.options import Cutoff, DataDir, Device, Log, Order, Split, Threads
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark and ablate sequential recommenders under one protocol.")
@@ -55,6 +55,9 @@ def run(
         = None,
     threads: Threads = 0,
     log: Log = "none",
+    split: Split = "leave-one-out",
+    cutoff: Cutoff = 0.9,
+    order: Order = "chronological",
 ):
     """Train and evaluate models x seeds on a dataset (or an experiment file's); skip runs already finished."""
     commands.run(
@@ -77,6 +80,9 @@ def run(
         experiment=experiment,
         threads=threads,
         log=log,
+        split=split,
+        cutoff=cutoff,
+        order=order,
     )
 
 

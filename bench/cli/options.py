@@ -17,6 +17,14 @@ Log = Annotated[str, typer.Option(
 Threads = Annotated[int, typer.Option(
     "--threads", help="Compute threads per training process; 0 = the free cores divided by the processes.")]
 
+# the protocol's split and history order (bench.eval.splits), for bench run, ablate and tune
+Split = Annotated[str, typer.Option(
+    "--split", help="leave-one-out, or temporal (a global cutoff in time; needs a dataset with timestamps).")]
+Cutoff = Annotated[float, typer.Option(
+    "--cutoff", help="--split temporal: the share of interactions before the test cutoff.")]
+Order = Annotated[str, typer.Option(
+    "--order", help="chronological, or shuffled (every history permuted per user: a control for order).")]
+
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 10_000          # seeds in one command, counted (--seeds 3) or listed (0,1,2)
 

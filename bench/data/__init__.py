@@ -20,6 +20,14 @@ REQUIRED_KEYS = ("train", "val", "test", "smap")
 
 
 @dataclass(frozen=True)
+class EvalSet:
+    """One split's evaluation rows: the user index, the history the model reads and the target."""
+    users: tuple[int, ...]
+    histories: tuple[list[int], ...]
+    targets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     train: list[list[int]]  # user -> chronological items, the training part
@@ -31,6 +39,11 @@ class Dataset:
     item_ids: tuple | None = field(default=None, compare=False, repr=False)
     # what reading it dropped, for a dataset read from a raw log (bench.data.prepare.Summary), else None
     summary: object = field(default=None, compare=False, repr=False)
+    # per user, the time of each interaction of train + val + test (nondecreasing), where the file has them
+    times: tuple | None = field(default=None, compare=False, repr=False)
+    # set by bench.eval.splits.view: the protocol's split and order ('' = as stored) and its eval rows
+    view: str = field(default="", compare=False)
+    eval_sets: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -130,7 +143,26 @@ def from_split_dict(raw: object, name: str, max_interactions: int | None = None)
     if len(val) != n_users or len(test) != n_users:
         raise BenchError(f"{name}: 'val' and 'test' must have one entry per user ({n_users})")
     return Dataset(name, seqs, vals, tests, n_items, inverse(raw.get("umap"), 0, n_users),
-                   inverse(smap, 1, n_items + 1))
+                   inverse(smap, 1, n_items + 1), times=read_times(raw.get("time"), seqs, name))
+
+
+def read_times(times: object, seqs: list[list[int]], name: str) -> tuple | None:
+    """The optional 'time' key: user index -> one number per interaction of train + val + test,
+    nondecreasing (the order of the sequence)."""
+    if times is None:
+        return None
+    if not isinstance(times, dict) or len(times) != len(seqs):
+        raise BenchError(f"{name}: 'time' must map every user index to a list of timestamps")
+    out = []
+    for u, seq in enumerate(seqs):
+        ts = times.get(u)
+        if not isinstance(ts, list) or len(ts) != len(seq) + 2 \
+                or not all(type(x) in (int, float) for x in ts):
+            raise BenchError(f"{name}: user {u} needs {len(seq) + 2} numeric timestamps in 'time'")
+        if any(b < a for a, b in zip(ts, ts[1:])):
+            raise BenchError(f"{name}: user {u}'s timestamps in 'time' go back in time")
+        out.append(tuple(ts))
+    return tuple(out)
 
 
 def inverse(mapping: object, start: int, stop: int) -> tuple | None:
@@ -191,7 +223,19 @@ def synthetic(n_users: int = 600, n_items: int = 200, seed: int = 0) -> Dataset:
             else:
                 seq.append(rng.choices(by_rank, weights)[0])
         seqs.append(seq)
-    return Dataset("synthetic", [s[:-2] for s in seqs], [s[-2] for s in seqs], [s[-1] for s in seqs], n_items)
+    # a global timeline, drawn apart from the items (which stay what they were before it): each user
+    # starts on a day of the first 300 and comes back every 1-10 days
+    clock = random.Random(seed + 1)
+    times = []
+    for seq in seqs:
+        day = clock.randrange(300)
+        stamps = []
+        for _ in seq:
+            stamps.append(day * 86_400)
+            day += clock.randint(1, 10)
+        times.append(tuple(stamps))
+    return Dataset("synthetic", [s[:-2] for s in seqs], [s[-2] for s in seqs], [s[-1] for s in seqs], n_items,
+                   times=tuple(times))
 
 
 def is_named(spec: str) -> bool:

@@ -178,18 +178,20 @@ def split(events: list[tuple], summary: Summary, min_user: int = 0, min_item: in
     by_user: dict = defaultdict(list)
     for order, (u, i, t) in enumerate(kept):
         by_user[u].append((t, order, i))
-    umap, smap, train, val, test = {}, {}, {}, {}, {}
+    umap, smap, train, val, test, times = {}, {}, {}, {}, {}, {}
     for u, rows in by_user.items():
         if len(rows) < 3:
             summary.short_users += 1
             summary.short_rows += len(rows)
             continue
-        ids = [smap.setdefault(i, len(smap) + 1) for _, _, i in sorted(rows)]
+        rows.sort()
+        ids = [smap.setdefault(i, len(smap) + 1) for _, _, i in rows]
         index = umap.setdefault(u, len(umap))
         train[index], val[index], test[index] = ids[:-2], [ids[-2]], [ids[-1]]
+        times[index] = [t for t, _, _ in rows]       # kept for the temporal split (bench.eval.splits)
     summary.users, summary.items = len(umap), len(smap)
     summary.interactions = sum(len(s) for s in train.values()) + 2 * len(train)
-    return {"train": train, "val": val, "test": test, "umap": umap, "smap": smap}
+    return {"train": train, "val": val, "test": test, "umap": umap, "smap": smap, "time": times}
 
 
 def prepare(path: Path, user_col=None, item_col=None, time_col=None, rating_col=None, min_rating=None,

@@ -23,9 +23,11 @@ class Protocol:
     max_len: int = 50
     exclude_seen: bool = False
     ks: tuple[int, ...] = (5, 10, 20)
-    split: str = "leave-one-out"
+    split: str = "leave-one-out"        # or "temporal" (bench.eval.splits)
     ranking: str = "full"
     ties: str = "pessimistic"
+    order: str = "chronological"        # or "shuffled": histories permuted per user (bench.eval.splits)
+    cutoff: float = 0.9                 # temporal split: the share of interactions before the test cutoff
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +45,7 @@ class EvalSplit:
     target: Tensor    # (U,)
     seen_ptr: Tensor  # (U+1,) CSR offsets into seen_idx: the whole history, untruncated
     seen_idx: Tensor  # (nnz,)
+    users: Tensor     # (U,) the user index of each row (all users in order under leave-one-out)
 
 
 def left_pad(seqs: list[list[int]], length: int) -> Tensor:
@@ -55,21 +58,30 @@ def left_pad(seqs: list[list[int]], length: int) -> Tensor:
 
 
 def eval_split(ds: Dataset, which: Literal["valid", "test"], protocol: Protocol) -> EvalSplit:
-    if which == "valid":
-        histories, targets = ds.train, ds.val
-    elif which == "test":
-        histories, targets = [s + [v] for s, v in zip(ds.train, ds.val)], ds.test
-    else:
+    """One split's rows under the protocol: `ds` as stored for leave-one-out in chronological order,
+    else the protocol's view of it (`bench.eval.splits.view`; a run applies it once, up front)."""
+    from bench.eval import splits
+
+    if which not in ("valid", "test"):
         raise ValueError(f"unknown split {which!r}")
+    ds = splits.for_protocol(ds, protocol)
+    if ds.eval_sets is None:
+        histories, targets = (ds.train, ds.val) if which == "valid" else \
+            ([s + [v] for s, v in zip(ds.train, ds.val)], ds.test)
+        users = torch.arange(len(targets))
+    else:
+        rows = ds.eval_sets[which]
+        histories, targets, users = list(rows.histories), list(rows.targets), torch.tensor(rows.users, dtype=torch.long)
     seen = [sorted(set(h)) for h in histories]
     ptr = torch.tensor([0] + [len(s) for s in seen], dtype=torch.long).cumsum(0)
     idx = torch.tensor([i for s in seen for i in s], dtype=torch.long)
     return EvalSplit(
         history=left_pad(histories, protocol.max_len),
-        lengths=torch.tensor([min(len(h), protocol.max_len) for h in histories]),
+        lengths=torch.tensor([min(len(h), protocol.max_len) for h in histories], dtype=torch.long),
         target=torch.tensor(targets, dtype=torch.long),
         seen_ptr=ptr,
         seen_idx=idx,
+        users=users,
     )
 
 

@@ -82,10 +82,14 @@ def recommend(out: Path, record: dict, k: int = 20, exclude_seen: bool | None = 
         raise BenchError(f"--k {k} is more than the {ds.n_items} items of {ds.name}")
     wanted = read_users(users, ds) if users else None
     model, _, train, protocol, dev = load_best(out, record, ds, device=device, exclude_seen=exclude_seen)
-    split = eval_split(ds, "test", protocol)
-    top_items = torch.empty(ds.n_users, k, dtype=torch.long)
-    top_scores = torch.empty(ds.n_users, k)
-    candidates = torch.empty(ds.n_users, dtype=torch.long)     # items a user may be recommended
+    split = eval_split(ds, "test", protocol)        # rows: every user, or a temporal split's test users
+    row_of = {int(u): row for row, u in enumerate(split.users.tolist())}
+    if wanted is not None and (absent := [u for u in wanted if u not in row_of]):
+        raise BenchError(f"--users: {len(absent)} users have no test row under this run's {protocol.split} split "
+                         f"(first: {(ds.user_ids or range(ds.n_users))[absent[0]]!r})")
+    top_items = torch.empty(len(split.target), k, dtype=torch.long)
+    top_scores = torch.empty(len(split.target), k)
+    candidates = torch.empty(len(split.target), dtype=torch.long)     # items a row may be recommended
     with autocast(dev, train.precision):
         for batch_users, scores in score_batches(model.score, split, train.eval_batch_size, dev, ds.n_items):
             barred = torch.zeros_like(scores, dtype=torch.bool)
@@ -99,11 +103,12 @@ def recommend(out: Path, record: dict, k: int = 20, exclude_seen: bool | None = 
     user_ids = ds.user_ids or tuple(range(ds.n_users))
     item_ids = ds.item_ids or tuple(range(ds.n_items + 1))
     rows = []
-    chosen = wanted if wanted is not None else range(ds.n_users)
-    for u in chosen:
-        for rank in range(min(k, int(candidates[u]))):
-            rows.append((user_ids[u], rank + 1, item_ids[int(top_items[u, rank])], float(top_scores[u, rank])))
-    return rows, sum(int(candidates[u]) < k for u in chosen)
+    chosen = [row_of[u] for u in wanted] if wanted is not None else range(len(split.target))
+    for row in chosen:
+        user = user_ids[int(split.users[row])]
+        for rank in range(min(k, int(candidates[row]))):
+            rows.append((user, rank + 1, item_ids[int(top_items[row, rank])], float(top_scores[row, rank])))
+    return rows, sum(int(candidates[row]) < k for row in chosen)
 
 
 def write(rows: list[tuple], path: Path) -> None:

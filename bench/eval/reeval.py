@@ -132,14 +132,14 @@ def reevaluate(out: Path, record: dict, ds: data.Dataset, values: dict[str, str]
         entry[which] = mean_metrics(metrics_from_ranks(both[protocol.exclude_seen], protocol.ks))
         if which == "test":
             entry["per_user"] = str(per_user_path(out, record, entry).relative_to(out.resolve()))
-            write_per_user(out / entry["per_user"], both[protocol.exclude_seen], protocol.ks)
+            write_per_user(out / entry["per_user"], both[protocol.exclude_seen], protocol.ks, split.users)
             entry["test_seen"], entry["per_user_seen"] = {}, {}
             for exclude, ranks in both.items():
                 seen = results.SEEN_KEY[exclude]
                 entry["test_seen"][seen] = mean_metrics(metrics_from_ranks(ranks, protocol.ks))
                 path = per_user_path(out, record, entry, seen)
                 entry["per_user_seen"][seen] = str(path.relative_to(out.resolve()))
-                write_per_user(path, ranks, protocol.ks)
+                write_per_user(path, ranks, protocol.ks, split.users)
     entry["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results.append(out, entry, EVALS)
     return entry

@@ -10,13 +10,15 @@ import torch
 from bench.eval.protocol import Protocol, eval_split, metrics_from_ranks
 
 
-def write_per_user(path: Path, ranks: torch.Tensor, ks: tuple[int, ...]) -> None:
+def write_per_user(path: Path, ranks: torch.Tensor, ks: tuple[int, ...], users: torch.Tensor | None = None) -> None:
+    """One row per evaluated user: its index (`users`, else the row number), rank and metrics."""
     per_user = metrics_from_ranks(ranks, ks)
+    index = users.tolist() if users is not None else range(len(ranks))
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["user", "rank", *per_user])
         cols = [ranks.tolist()] + [v.tolist() for v in per_user.values()]
-        for user, row in enumerate(zip(*cols)):
+        for user, row in zip(index, zip(*cols)):
             writer.writerow([user, row[0], *(f"{x:.6g}" for x in row[1:])])
 
 

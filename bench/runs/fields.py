@@ -27,6 +27,8 @@ LATER_FIELDS: dict[str, object] = {
     "lr_decay": 0.1,            # train: the step and plateau lr schedules
     "lr_step": 100,
     "lr_drops": 1,
+    "order": "chronological",   # protocol: histories as they happened (bench.eval.splits)
+    "cutoff": 0.9,              # protocol: the temporal split's test cutoff
 }
 
 
@@ -47,3 +49,13 @@ def differences(record: dict, peers: list[dict]) -> str:
            for k, v in sorted(identity(record.get(section, {})).items())
            if any(identity(p.get(section, {})).get(k) != v for p in peers)]
     return ", ".join(out)
+
+
+def protocol_note(protocol: dict) -> str:
+    """' (temporal split at 0.9)', ' (histories shuffled)', both, or '' for leave-one-out in order."""
+    notes = []
+    if protocol.get("split", "leave-one-out") != "leave-one-out":
+        notes.append(f"{protocol['split']} split at {protocol.get('cutoff', 0.9):g}")
+    if protocol.get("order", "chronological") != "chronological":
+        notes.append(f"histories {protocol['order']}")
+    return f" ({', '.join(notes)})" if notes else ""

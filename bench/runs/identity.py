@@ -28,7 +28,7 @@ def dataset_fingerprint(spec: str, directory: str | None) -> str:
 def run_id(spec: registry.ModelSpec, dataset_fp: str, seed: int, protocol: Protocol) -> str:
     key = {"model": spec.name, "config": identity(dataclasses.asdict(spec.config)),
            "train": identity(dataclasses.asdict(spec.train)),
-           "protocol": protocol.to_dict(), "dataset": dataset_fp, "seed": seed}
+           "protocol": identity(protocol.to_dict()), "dataset": dataset_fp, "seed": seed}
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -183,7 +183,7 @@ def training_examples(ds: data.Dataset, fmt: str, max_len: int, memo: dict):
     """(examples, real cells per example) of a dataset in a training format, built once per plan."""
     from bench.train import batching
 
-    key = ("examples", ds.name, fmt, max_len)
+    key = ("examples", ds.name, ds.view, fmt, max_len)
     if key not in memo:
         examples = batching.build_examples(fmt, ds.train, max_len)
         memo[key] = examples, (examples != 0).sum(1)
@@ -386,9 +386,14 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
             row.source = "results store"
             rows.append(row)
             continue
+        from bench.eval import splits
+
         if req.dataset not in datasets:
             datasets[req.dataset] = data.resolve(req.dataset, req.data_dir)
-        ds = datasets[req.dataset]
+        view = (req.dataset, splits.key(req.protocol))          # a temporal split or shuffled histories
+        if view not in datasets:
+            datasets[view] = splits.for_protocol(datasets[req.dataset], req.protocol)
+        ds = datasets[view]
         state = None if req.force else checkpoint_state(run_folder(out, req, ds.name, rid))
         mine = {"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
                 "protocol": req.protocol.to_dict()}

@@ -87,9 +87,9 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
         if log is not None:
             log.close()
     write_history(run_dir / "history.csv", outcome.history)
-    write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks)
+    write_per_user(run_dir / "test_per_user.csv", outcome.test_ranks, req.protocol.ks, outcome.test_users)
     for exclude, ranks in outcome.test_ranks_seen.items():
-        write_per_user(run_dir / SEEN_PER_USER[exclude], ranks, req.protocol.ks)
+        write_per_user(run_dir / SEEN_PER_USER[exclude], ranks, req.protocol.ks, outcome.test_users)
     if contract.has_trajectory(model):
         write_trajectory(run_dir / "trajectory.npz", model, ds, req.protocol, device)
     record = {
@@ -99,7 +99,7 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
         "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
         "train_seconds": round(outcome.train_seconds, 3), "eval_seconds": round(outcome.eval_seconds, 3),
         "test_seconds": round(outcome.test_seconds, 3),
-        "n_users": ds.n_users, "n_items": ds.n_items, "device": str(device), "threads": torch.get_num_threads(),
+        "n_users": ds.n_users, "n_test_users": len(outcome.test_ranks), "n_items": ds.n_items, "device": str(device), "threads": torch.get_num_threads(),
         "versions": versions(), "git_revision": git_revision(),
         "history": str((run_dir / "history.csv").relative_to(out)),
         "per_user": str((run_dir / "test_per_user.csv").relative_to(out)),

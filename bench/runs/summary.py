@@ -5,7 +5,7 @@ import statistics
 from collections import defaultdict
 
 from bench import registry
-from bench.runs.fields import differences, variant
+from bench.runs.fields import differences, protocol_note, variant
 from bench.runs.results import BUDGET_HIT, latest_by_run, mean_std, seen_test, still_improving
 
 COLUMNS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")
@@ -62,6 +62,7 @@ def summarize(records: list[dict]) -> list[dict]:
         for seen, col in SEEN_COLUMNS:
             found = [seen_test(r, seen) for r in recs]
             row[f"{col} {seen}"] = None if None in found else mean_std([100 * t[col] for t in found])
+        row["dataset"] += protocol_note(recs[0]["protocol"])         # splits and orders never share a row
         if recs[0]["protocol"].get("exclude_seen"):
             row["dataset"] += " (selected seen removed)"
         row["valid ndcg@10"] = mean_std([100 * r["valid"]["ndcg@10"] for r in recs])

@@ -55,6 +55,7 @@ class RunOutcome:
     # test_ranks is the entry of the protocol's setting
     test_ranks_seen: dict[bool, torch.Tensor] = field(default_factory=dict)
     diverged: str | None = None     # why the training loss looks exploded (divergence), or None
+    test_users: torch.Tensor | None = None   # the user index of each test row (a temporal split has fewer)
 
 
 DIVERGED_RATIO = 10     # an epoch's mean loss this many times the first step's (at least 1) is an explosion
@@ -124,7 +125,10 @@ class Trainer:
                  run_dir: Path, seed: int, device: torch.device, progress=None,
                  on_eval: EvalCallback | None = None, label: str | None = None, log=None):
         self.model = model.to(device)
-        self.ds, self.protocol, self.cfg = ds, protocol, cfg
+        from bench.eval.splits import for_protocol
+
+        # the protocol's view (a temporal split, shuffled histories): what training and evaluation both read
+        self.ds, self.protocol, self.cfg = for_protocol(ds, protocol), protocol, cfg
         self.run_dir, self.seed, self.device = run_dir, seed, device
         self.progress = progress or NullProgress()
         self.on_eval = on_eval
@@ -341,5 +345,5 @@ class Trainer:
             valid=s["best_valid"], test=mean_metrics(metrics_from_ranks(test_ranks, self.protocol.ks)),
             test_ranks=test_ranks, best_epoch=s["best_epoch"], epochs_run=s["epoch"],
             train_seconds=s["train_seconds"], eval_seconds=s["eval_seconds"], history=s["history"],
-            test_seconds=test_seconds, test_ranks_seen=both, diverged=divergence(s),
+            test_seconds=test_seconds, test_ranks_seen=both, diverged=divergence(s), test_users=test.users,
         )

@@ -106,7 +106,8 @@ def user_sample(split: EvalSplit, n: int, batch_size: int, seed: int) -> EvalSpl
     starts, ends = split.seen_ptr[users], split.seen_ptr[users + 1]
     idx = torch.cat([split.seen_idx[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
     return EvalSplit(history=split.history[users], lengths=split.lengths[users], target=split.target[users],
-                     seen_ptr=torch.cat([torch.zeros(1, dtype=torch.long), (ends - starts).cumsum(0)]), seen_idx=idx)
+                     seen_ptr=torch.cat([torch.zeros(1, dtype=torch.long), (ends - starts).cumsum(0)]), seen_idx=idx,
+                     users=split.users[users])
 
 
 def batches(examples: torch.Tensor, fmt: str, batch_size: int, seed: int, buckets: int):
