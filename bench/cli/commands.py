@@ -49,13 +49,42 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         split="leave-one-out", cutoff=0.9, order="chronological"):
     """`bench run`: train and evaluate models x seeds on one dataset (or the datasets of an experiment
     file); skip runs already finished."""
+    from bench.runs.grid import run_grid
+    from bench.runs.summary import render, summarize
+
+    if backend not in ("local", "dask"):
+        raise BenchError(f"unknown --backend '{backend}'; choose local or dask")
+    if backend == "dask":
+        from bench.runs.grid import check_scheduler
+
+        check_scheduler(scheduler)          # before the plan's timing
+    requests, jobs, why, e, out = run_requests(
+        dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir, config,
+        experiment, threads, log, split, cutoff, order, progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines",
+        local=backend == "local")
+    rows = show_plan(requests, jobs, dry_run, threads=why)
+    if dry_run:
+        return
+    if e:
+        e.store(out)
+    records = run_grid(requests, jobs, backend, scheduler, rows)
+    skipped = sum(1 for r in records if r.get("skipped"))
+    if skipped:
+        console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
+    console.print(render(summarize(records)))
+    console.print(f"results: {out / 'results.jsonl'}")
+
+
+def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
+                 config=None, experiment=None, threads=0, log="none", split="leave-one-out", cutoff=0.9,
+                 order="chronological", progress="lines", local=True, quiet=False):
+    """The runs of `bench run`'s options (or of the Python API, bench.api.run), every option checked
+    before any work: (requests, jobs, what set the threads, the experiment or None, out)."""
     from bench import data, registry
     from bench.registry import runconfig
-    from bench.runs.grid import run_grid
     from bench.runs.run import RunRequest
     from bench.registry.overrides import parse_sets
     from bench.eval.protocol import Protocol
-    from bench.runs.summary import render, summarize
 
     e = None
     if experiment is not None:
@@ -68,8 +97,8 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
         raise BenchError("bench run needs --dataset NAME (or --experiment FILE.toml)")
     else:
         datasets = [dataset]
-    out = out if out is not None else Path("runs")
-    seeds = "1" if seeds is None else seeds
+    out = Path(out) if out is not None else Path("runs")
+    seeds = "1" if seeds is None else str(seeds)
     max_len = 50 if max_len is None else max_len
     output_dir(out)
     saved = runconfig.load(config) if config else None
@@ -77,15 +106,8 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     seed_list = parse_seeds(seeds)
     if max_len < 1 or jobs < 1:
         raise BenchError("--max-len and --jobs must be at least 1")
-    if backend not in ("local", "dask"):
-        raise BenchError(f"unknown --backend '{backend}'; choose local or dask")
-    if backend == "dask":
-        from bench.runs.grid import check_scheduler
-
-        check_scheduler(scheduler)          # before the plan's timing
     from bench.runs import threads as thread_counts
     from bench.train import tblog
-
     from bench.eval import splits
 
     thread_counts.check(threads)            # a bad --threads, --log or --split: before any work
@@ -103,32 +125,26 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     directory = str(data_dir) if data_dir else None
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen, split=split, order=order, cutoff=cutoff)
     for dataset in datasets:
-        announce(data.resolve(dataset, data_dir, fetch_missing=True), protocol)
+        ds = data.resolve(dataset, data_dir, fetch_missing=True)
+        if quiet:
+            splits.for_protocol(ds, protocol)       # a split the dataset cannot give fails here, as below
+        else:
+            announce(ds, protocol)
     requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
                           overrides=overrides, device=device, data_dir=directory, force=force,
-                          progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines",
-                          tags=e.tags() if e else {}, log=log)
+                          progress=progress, tags=e.tags() if e else {}, log=log)
                 for dataset in datasets for m in names for s in seed_list]
     capped = min(jobs, len(requests), os.cpu_count() or 1)
-    if capped < jobs and backend == "local":
-        err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
+    if capped < jobs and local:
+        if not quiet:
+            err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
-    if backend == "local" or threads:       # a Dask worker on another machine shares its own cores
+    if local or threads:       # a Dask worker on another machine shares its own cores
         each, why = thread_counts.per_process(threads, jobs)
         requests = [dataclasses.replace(r, threads=each) for r in requests]
     else:
         why = "each Dask worker's own (--threads N to choose)"
-    rows = show_plan(requests, jobs, dry_run, threads=why)
-    if dry_run:
-        return
-    if e:
-        e.store(out)
-    records = run_grid(requests, jobs, backend, scheduler, rows)
-    skipped = sum(1 for r in records if r.get("skipped"))
-    if skipped:
-        console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
-    console.print(render(summarize(records)))
-    console.print(f"results: {out / 'results.jsonl'}")
+    return requests, jobs, why, e, out
 
 
 def results(out, studies=False):
