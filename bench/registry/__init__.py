@@ -38,11 +38,15 @@ MODELS: dict[str, str] = {
     "acvae": "baselines.acvae:ACVAE",
     "diffurec": "models.diffurec:DiffuRec",
     "diffurecsys": "models.diffurec:DiffuRecSys",
+    "preferdiff": "models.preferdiff:PreferDiff",
+    "adrec": "models.adrec:ADRec",
 }
 # The one display name of each model, in the order of every table and figure (the model of
 # study first); unknown models follow, sorted.
-DISPLAY: dict[str, str] = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "sasrec": "SASRec",
-                           "bert4rec": "BERT4Rec", "svae": "SVAE", "acvae": "ACVAE", "pop": "MostPop"}
+DISPLAY: dict[str, str] = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "preferdiff": "PreferDiff",
+                           "adrec": "ADRec",
+                           "sasrec": "SASRec", "bert4rec": "BERT4Rec", "svae": "SVAE", "acvae": "ACVAE",
+                           "pop": "MostPop"}
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,59 @@ MODEL: dict[str, dict[str, str]] = {
     },
     "diffurec": _DIFFUREC,
     "diffurecsys": _DIFFUREC,
+    "preferdiff": {
+        **_TRANSFORMER,
+        "blocks": "SASRec encoder blocks",
+        "dropout": "dropout on the history embeddings, attention weights and feed-forward output",
+        "max_positions": "learned positions, counted from the oldest item of the history; the longest "
+                         "history; unless set, the run's --max-len",
+        "residual": "residual around the encoder's attention and feed-forward (false: DreamRec's encoder)",
+        "targets": "last: one target per training sequence (its last item), as the code; all: every position's",
+        "diffusion": "false: the control without diffusion: the denoiser is shown x_t = 0 at t = 0 in training "
+                     "and scoring, a regressor of the target embedding with the same losses",
+        "diffusion_steps": "T, steps of the forward noising process",
+        "schedule": "beta schedule: linear from beta_start to beta_end (PreferDiff), or exp (DreamRec's)",
+        "beta_start": "first beta of the linear schedule",
+        "beta_end": "last beta of the linear schedule",
+        "loss": "denoising error: cosine, mean (cos(x0_hat, x0) - 1)^2 (PreferDiff); mse (DreamRec)",
+        "pref_weight": "weight of the preference term -log sigmoid(-gamma (L_pos - L_neg)); the positive "
+                       "error gets 1 - pref_weight (the code's lamda = 1 - pref_weight); 0 = DreamRec's loss",
+        "gamma": "scale of the error gap inside the preference term's sigmoid",
+        "pref_reduce": "batch: the sigmoid of the batch-mean errors (the code); example: per example, then averaged",
+        "uncond_prob": "probability that training replaces the history's state by the learned 'no history' "
+                       "embedding (for classifier-free guidance)",
+        "guidance": "w of classifier-free guidance: (1 + w) f(x_t, h) - w f(x_t, none); 0 = conditional only",
+        "denoiser": "linear: one layer on (x_t, h, time embedding) concatenated (the code); mlp: two layers "
+                    "with GELU (DreamRec's mlp2)",
+        "sampler": "reverse process when scoring: ddim (deterministic, every ddim_stride steps; PreferDiff) "
+                   "or ddpm (all T steps with noise; DreamRec)",
+        "ddim_stride": "steps between DDIM steps; T / stride + 1 network evaluations per score",
+    },
+    "adrec": {
+        **_TRANSFORMER,
+        "blocks": "blocks of the causal encoder, of the attention denoiser and of the pretraining SASRec, each",
+        "dropout": "dropout inside every block (attention weights, feed-forward, residuals)",
+        "emb_dropout": "dropout on the history's item embeddings",
+        "diffusion_steps": "T, steps of the forward noising process",
+        "schedule": "beta schedule over the T steps (trunc_lin: DiffuRec's truncated linear, as ADRec)",
+        "rescale_timesteps": "time input t * 1000 / T (as the code) instead of t",
+        "lambda_scale": "fixed lambda: the denoiser reads encoder state + lambda * (x_t + time embedding)",
+        "mse_weight": "weight of the diffusion MSE beside the cross-entropy (the code's loss_scale); "
+                      "0 = its loss=ce, the noisy target still fed",
+        "diffusion": "false: the control without diffusion: the denoiser reads the encoder states alone, "
+                     "no MSE, one deterministic pass when scoring",
+        "token_timesteps": "a timestep per position (the code's independent=true); false: one per sequence",
+        "denoiser": "attention: causal post-norm blocks (the code's dif_decoder=att); mlp: a per-position MLP",
+        "pretrain_steps": "first optimizer steps that train the pretraining SASRec (its own table and "
+                          "encoder, cross-entropy; it scores validation meanwhile); 0 = no pretraining",
+        "freeze_steps": "steps after pretraining during which ADRec's item table (the pretrained one) is "
+                        "frozen; 0 = none",
+        "frozen_decay": "the frozen table still takes Adam's weight-decay steps (the code's PCGrad gives it "
+                        "a zero gradient); false: truly frozen",
+        "padding_sink": "L > 0: histories left-padded to L items, the padding attended by every later "
+                        "position (the code); 0 = padding masked; unless set, the run's --max-len",
+        "stochastic": "add noise at each reverse step (off: deterministic reverse steps)",
+    },
 }
 
 

@@ -41,6 +41,13 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
                                                    "lr_step")},
     **{name: (0, 1 << 24, True, True) for name in ("epochs", "lr_drops", "length_buckets", "anneal_steps",
                                                    "inference_steps", "valid_inference_steps")},
+    **{name: (0, 1, False, False) for name in ("beta_start", "beta_end")},
+    **{name: (0, 1, True, True) for name in ("pref_weight",)},
+    "uncond_prob": (0, 1, True, False),
+    **{name: (0, INF, True, False) for name in ("gamma", "guidance")},
+    "ddim_stride": (1, 1 << 20, True, True),
+    **{name: (0, INF, True, False) for name in ("lambda_scale", "mse_weight")},
+    **{name: (0, 1 << 24, True, True) for name in ("pretrain_steps", "freeze_steps")},
 }
 
 
