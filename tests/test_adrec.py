@@ -1,14 +1,13 @@
 """ADRec (models/adrec.py): its loss, its stages, its diffusion-off control, its cached reverse process
 against the code's full recomputation, and a run through the CLI on planted data."""
 import json
-import pickle
 
 import torch
 import torch.nn.functional as F
 
 from bench import registry
 from tests.conftest import bench_cli
-from tests.test_models import planted
+from tests.test_models import planted_file
 
 TINY = {"hidden": "16", "heads": "2", "blocks": "1", "dropout": "0", "emb_dropout": "0", "diffusion_steps": "8",
         "pretrain_steps": "0", "freeze_steps": "0"}
@@ -111,14 +110,11 @@ def test_pretrained_table_is_copied_then_frozen_and_decayed_only_with_frozen_dec
 
 
 def test_learns_a_planted_sequence_through_the_cli(tmp_path):
-    ds = planted()
-    raw = {"train": dict(enumerate(ds.train)), "val": {u: [v] for u, v in enumerate(ds.val)},
-           "test": {u: [t] for u, t in enumerate(ds.test)}, "smap": {i: i for i in range(1, ds.n_items + 1)}}
-    (tmp_path / "planted.pkl").write_bytes(pickle.dumps(raw))
+    dataset = planted_file(tmp_path)
     sets = {"hidden": "32", "heads": "2", "dropout": "0.1", "emb_dropout": "0.1", "diffusion_steps": "8",
             "pretrain_steps": "10", "freeze_steps": "5", "epochs": "12", "batch_size": "64", "lr": "5e-3",
             "eval_every": "4", "patience": "3", "precision": "fp32"}
-    proc = bench_cli("run", "--models", "adrec", "--dataset", str(tmp_path / "planted.pkl"), "--max-len", "16",
+    proc = bench_cli("run", "--models", "adrec", "--dataset", dataset, "--max-len", "16",
                      "--out", str(tmp_path / "runs"), *[a for k, v in sets.items() for a in ("--set", f"adrec.{k}={v}")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "runs" / "results.jsonl").read_text().splitlines()[-1])

@@ -19,6 +19,18 @@ def planted(n_users=300, n_items=40, seed=0) -> Dataset:
     return Dataset("planted", [s[:-2] for s in seqs], [s[-2] for s in seqs], [s[-1] for s in seqs], n_items)
 
 
+def planted_file(folder) -> str:
+    """The planted dataset as a dataset file in `folder`, for training through the CLI."""
+    import pickle
+
+    ds = planted()
+    raw = {"train": dict(enumerate(ds.train)), "val": {u: [v] for u, v in enumerate(ds.val)},
+           "test": {u: [t] for u, t in enumerate(ds.test)}, "smap": {i: i for i in range(1, ds.n_items + 1)}}
+    path = folder / "planted.pkl"
+    path.write_bytes(pickle.dumps(raw))
+    return str(path)
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_two_steps_then_finite_full_catalogue_scores(name):
     ds = synthetic()

@@ -39,12 +39,13 @@ MODELS: dict[str, str] = {
     "diffurec": "models.diffurec:DiffuRec",
     "diffurecsys": "models.diffurec:DiffuRecSys",
     "preferdiff": "models.preferdiff:PreferDiff",
+    "diqdiff": "models.diqdiff:DiQDiff",
     "adrec": "models.adrec:ADRec",
 }
 # The one display name of each model, in the order of every table and figure (the model of
 # study first); unknown models follow, sorted.
 DISPLAY: dict[str, str] = {"diffurecsys": "DiffuRecSys", "diffurec": "DiffuRec", "preferdiff": "PreferDiff",
-                           "adrec": "ADRec",
+                           "adrec": "ADRec", "diqdiff": "DiQDiff",
                            "sasrec": "SASRec", "bert4rec": "BERT4Rec", "svae": "SVAE", "acvae": "ACVAE",
                            "pop": "MostPop"}
 

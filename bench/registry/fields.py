@@ -171,6 +171,36 @@ MODEL: dict[str, dict[str, str]] = {
                         "position (the code); 0 = padding masked; unless set, the run's --max-len",
         "stochastic": "add noise at each reverse step (off: deterministic reverse steps)",
     },
+    "diqdiff": {
+        **_TRANSFORMER,
+        "blocks": "Approximator blocks (DiffuRec's, with dropout after each block)",
+        "dropout": "dropout inside the Approximator's attention and feed-forward layers and after each block",
+        "emb_dropout": "dropout on the history's item embeddings",
+        "diffusion_steps": "T, steps of the forward noising process",
+        "schedule": "beta schedule over the T steps (trunc_lin: DiffuRec's truncated linear)",
+        "rescale_timesteps": "time input t * 1000 / T (as the code) instead of t",
+        "lambda_scale": "fixed lambda: the Approximator reads lambda * (x_t + time embedding) at every position",
+        "history_weight": "weight of the embedded history in the Approximator's input (the code's lambda_history)",
+        "codebook": "false: no codebook; the Approximator reads the weighted history and the noisy target only",
+        "codebook_size": "K, codes per batch (the code's num_cluster)",
+        "codebook_weight": "weight of each row's code vector, the mean history of the batch's rows with its "
+                           "code, in the Approximator's input (the code's lambda_intent)",
+        "codebook_assign": "sample: a row's code is a draw from softmax of a linear map of its history (the "
+                           "code's hard Gumbel-softmax); argmax: the most likely code",
+        "contrast_weight": "weight of the contrastive term on the batch's x0 predictions (the code's "
+                           "lambda_contra); 0 = off",
+        "temperature": "temperature of the contrastive term's cosine similarities",
+        "diffusion": "false: the control without diffusion: the Approximator is shown x_t = 0 at t = 0 in "
+                     "training and scoring, one deterministic pass",
+        "reverse_noise": "noise of each reverse step: code (std exp(posterior variance / 2), the code's), "
+                         "posterior (DiffuRec's) or none",
+        "inference_steps": "reverse steps when scoring; 0 = all T, fewer = evenly strided",
+        "valid_inference_steps": "reverse steps when validating during training; 0 = as inference_steps",
+        "init_std": "item-embedding init std; 1 = the code's N(0, 1), 0 = hidden ** -0.5",
+        "max_positions": "histories are left-padded to this many items, all read by the codebook's "
+                         "assignment; unless set, the run's --max-len",
+        "attend_padding": "the padding positions are attended (the code); false: padding keys masked",
+    },
 }
 
 

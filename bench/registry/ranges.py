@@ -48,6 +48,8 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "ddim_stride": (1, 1 << 20, True, True),
     **{name: (0, INF, True, False) for name in ("lambda_scale", "mse_weight")},
     **{name: (0, 1 << 24, True, True) for name in ("pretrain_steps", "freeze_steps")},
+    **{name: (0, INF, True, False) for name in ("history_weight", "codebook_weight")},
+    "codebook_size": (1, 1 << 20, True, True),
 }
 
 
