@@ -31,16 +31,21 @@ from torch.func import functional_call
 from baselines.svae import SVAE, SVAEConfig
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
+from bench.params import NONNEGATIVE, POSITIVE, SIZES, param
 
 
 @dataclass(frozen=True)
 class ACVAEConfig(SVAEConfig):
-    conv_kernel: int = 3              # causal convolution over the encoder states; 1 = off
-    kl: Literal["adversarial", "analytic"] = "adversarial"
-    critic_hidden: int = 128
-    contrast_weight: float = 0.1
-    temperature: float = 0.5
-    contrast_positions: int = 512     # positions per batch in the InfoNCE term
+    conv_kernel: int = param(3, "causal convolution over the GRU states (kernel size); 1 = "
+                                "off", (1, 1024, True, True))
+    kl: Literal["adversarial", "analytic"] = param("adversarial", "adversarial: the KL term estimated by a critic "
+                                                                  "(adversarial variational Bayes); analytic: its "
+                                                                  "closed form")
+    critic_hidden: int = param(128, "width of the critic T(s, z)", SIZES)
+    contrast_weight: float = param(0.1, "weight of the InfoNCE term between encoder states and their "
+                                        "z; 0 = off", NONNEGATIVE)
+    temperature: float = param(0.5, "InfoNCE temperature", POSITIVE)
+    contrast_positions: int = param(512, "positions per batch sampled for the InfoNCE term", (2, 1 << 20, True, True))
 
     def validate(self):
         super().validate()

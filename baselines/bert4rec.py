@@ -19,17 +19,20 @@ from torch import Tensor, nn
 from models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, packed_states
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
+from bench.params import FRACTION, LENGTH, SIZES, UNIT, param
 
 
 @dataclass(frozen=True)
 class BERT4RecConfig:
-    hidden: int = 64
-    blocks: int = 2
-    heads: int = 2
-    dropout: float = 0.3
-    mask_prob: float = 0.4
-    mask_last: float = 0.2        # share of rows that mask only their last item
-    max_positions: int = 201
+    hidden: int = param(64, "embedding and Transformer width", SIZES)
+    blocks: int = param(2, "Transformer blocks", (1, 128, True, True))
+    heads: int = param(2, "attention heads per block (must divide hidden)", (1, 1024, True, True))
+    dropout: float = param(0.3, "dropout on embeddings, attention and feed-forward layers", FRACTION)
+    mask_prob: float = param(0.4, "probability that a training item is masked (at least one "
+                                  "per row)", (0, 1, False, True))
+    mask_last: float = param(0.2, "share of rows that mask only their last item (the paper's extra samples)", UNIT)
+    max_positions: int = param(201, "learned positions, counted from the end; the longest history plus the"
+                                    " [MASK]", LENGTH)
 
     def validate(self):
         if self.hidden % self.heads:

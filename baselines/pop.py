@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.train.config import TrainConfig
+from bench.params import param
 
 
 @dataclass(frozen=True)

@@ -20,27 +20,38 @@ from models.layers import (Dropout, attention_mask, catalogue_scores, full_softm
                            packed_states, padding_slot_mask, reversed_positions, xavier_init)
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
+from bench.params import FRACTION, LENGTH, LENGTH_OR_OFF, SIZES, param
 
 
 @dataclass(frozen=True)
 class SASRecConfig:
     # defaults: the published full-CE recipe for these splits (MTandHJ/CE-SCE-LLMRec, Beauty) and the
     # reference code's block, init and padding; the harness reproduces its validation curve (RESULTS.md)
-    hidden: int = 64
-    blocks: int = 2
-    heads: int = 1
-    dropout: float = 0.6
-    max_positions: int = 200
-    loss: Literal["ce", "bce"] = "ce"
-    negatives: int = 1            # sampled negatives per target, for loss="bce"
-    label_smoothing: float = 0.0  # for loss="ce": weight moved from the target to all items
-    block: Literal["prenorm", "sasrec"] = "sasrec"    # see models.layers.make_block
-    init: Literal["normal", "xavier"] = "xavier"      # xavier: the SASRec reference code's (models.layers.xavier_init)
+    hidden: int = param(64, "embedding and Transformer width", SIZES)
+    blocks: int = param(2, "Transformer blocks", (1, 128, True, True))
+    heads: int = param(1, "attention heads per block (must divide hidden)", (1, 1024, True, True))
+    dropout: float = param(0.6, "dropout on the embeddings and inside every block (attention and "
+                                "feed-forward)", FRACTION)
+    max_positions: int = param(200, "learned positions, counted from the most recent item; the longest "
+                                    "history", LENGTH)
+    loss: Literal["ce", "bce"] = param("ce", "ce: full softmax cross-entropy over all items; bce: the paper's "
+                                             "binary CE with sampled negatives")
+    negatives: int = param(1, "sampled negatives per target, for loss=bce", LENGTH)
+    label_smoothing: float = param(0.0, "for loss=ce: weight moved from the target to all items", FRACTION)
+    # see models.layers.make_block
+    block: Literal["prenorm", "sasrec"] = param("sasrec", "sasrec: the paper's block (post-norm residual, ReLU "
+                                                          "feed-forward); prenorm: nanoGPT's pre-norm block (GELU,"
+                                                          " 4x wide)")
+    # xavier: the SASRec reference code's (models.layers.xavier_init)
+    init: Literal["normal", "xavier"] = param("xavier", "xavier: the SASRec code's Xavier-normal weights; normal: "
+                                                        "item table at N(0, hidden ** -0.5)")
     # 0: padding keys are masked. N > 0 (block="sasrec" only): as the SASRec code, which pads
     # every history to N positions and masks only future keys, queries also attend to the
     # N - n_real padding positions (see models.layers.with_padding_slot). N is the code's max_len:
     # unless set, the run's --max-len (SASRec.max_len_fields); 50 where no run gives one
-    pad_slots: int = 50
+    pad_slots: int = param(50, "N > 0: queries also attend to N - n padding positions, as the "
+                               "SASRec code (block=sasrec only); 0 = padding masked; unless set, "
+                               "the run's --max-len", LENGTH_OR_OFF)
 
     def validate(self):
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -17,18 +17,20 @@ from torch import Tensor, nn
 from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
+from bench.params import COUNT, FRACTION, LENGTH, NONNEGATIVE, SIZES, param
 
 
 @dataclass(frozen=True)
 class SVAEConfig:
-    embed: int = 128
-    rnn_hidden: int = 128
-    latent: int = 64
-    hidden: int = 128             # decoder MLP width; its output is dotted with the item table
-    dropout: float = 0.2
-    next_k: int = 1               # items ahead in the multinomial target at each step
-    beta_max: float = 0.2
-    anneal_steps: int = 10_000
+    embed: int = param(128, "item-embedding size, the GRU's input", SIZES)
+    rnn_hidden: int = param(128, "GRU state size", SIZES)
+    latent: int = param(64, "size of the Gaussian latent z_t at each step", SIZES)
+    hidden: int = param(128, "decoder MLP width; its output is dotted with the output item table", SIZES)
+    dropout: float = param(0.2, "dropout on the item embeddings before the GRU", FRACTION)
+    next_k: int = param(1, "items ahead in the multinomial target at each step", LENGTH)
+    beta_max: float = param(0.2, "weight of the KL term once annealed", NONNEGATIVE)
+    anneal_steps: int = param(10_000, "training steps over which beta rises linearly from 0 to beta_max; 0 "
+                                      "= beta_max throughout", COUNT)
 
     def validate(self):
         if min(self.embed, self.rnn_hidden, self.latent, self.hidden, self.next_k) < 1:

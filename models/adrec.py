@@ -29,29 +29,46 @@ from bench.train.config import TrainConfig
 from models.approximator import timestep_embedding
 from models.layers import Dropout, SelfAttention, attention_mask, catalogue_scores, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName
+from bench.params import COUNT, FRACTION, LENGTH_OR_OFF, NONNEGATIVE, SIZES, param
 
 
 @dataclass(frozen=True)
 class ADRecConfig:
     # defaults: the code's config.yaml (one file for every dataset) and trainer.py's stages
-    hidden: int = 128
-    blocks: int = 2                 # of the encoder, the denoiser and the pretraining SASRec each
-    heads: int = 4
-    dropout: float = 0.1
-    emb_dropout: float = 0.3
-    diffusion_steps: int = 32
-    schedule: ScheduleName = "trunc_lin"
-    rescale_timesteps: bool = True  # time input t * 1000 / T
-    lambda_scale: float = 0.001     # the code's fixed lambda_uncertainty
-    mse_weight: float = 1.0         # the code's loss_scale; 0 = its loss=ce
-    diffusion: bool = True          # False: the control, no noisy target, no MSE, one deterministic pass
-    token_timesteps: bool = True    # a timestep per position (the code's `independent`); False: one per row
-    denoiser: Literal["attention", "mlp"] = "attention"      # the code's dif_decoder att | mlp
-    pretrain_steps: int = 1760      # 40 epochs of Beauty at batch 512 (an estimate of the code's SASRec run)
-    freeze_steps: int = 220         # the code's 5 frozen epochs, 44 batches each on Beauty
-    frozen_decay: bool = True       # the frozen table still takes Adam's weight-decay steps, as in the code
-    padding_sink: int = 50          # L > 0: histories padded to L and padding attended (the code); 0 = masked
-    stochastic: bool = True         # noise at each reverse step
+    hidden: int = param(128, "embedding and Transformer width", SIZES)
+    blocks: int = param(2, "blocks of the causal encoder, of the attention denoiser and of "
+                           "the pretraining SASRec, each", (1, 128, True, True))
+    heads: int = param(4, "attention heads per block (must divide hidden)", (1, 1024, True, True))
+    dropout: float = param(0.1, "dropout inside every block (attention weights, feed-forward, residuals)", FRACTION)
+    emb_dropout: float = param(0.3, "dropout on the history's item embeddings", FRACTION)
+    diffusion_steps: int = param(32, "T, steps of the forward noising process", (2, 1 << 20, True, True))
+    schedule: ScheduleName = param("trunc_lin", "beta schedule over the T steps (trunc_lin: DiffuRec's truncated "
+                                                "linear, as ADRec)")
+    rescale_timesteps: bool = param(True, "time input t * 1000 / T (as the code) instead of t")
+    # the code's fixed lambda_uncertainty
+    lambda_scale: float = param(0.001, "fixed lambda: the denoiser reads encoder state + lambda * "
+                                       "(x_t + time embedding)", NONNEGATIVE)
+    mse_weight: float = param(1.0, "weight of the diffusion MSE beside the cross-entropy (the code's "
+                                   "loss_scale); 0 = its loss=ce, the noisy target still fed", NONNEGATIVE)
+    diffusion: bool = param(True, "false: the control without diffusion: the denoiser reads the encoder states "
+                                  "alone, no MSE, one deterministic pass when scoring")
+    token_timesteps: bool = param(True, "a timestep per position (the code's independent=true); false: one per "
+                                        "sequence")
+    denoiser: Literal["attention", "mlp"] = param("attention", "attention: causal post-norm blocks (the code's "
+                                                               "dif_decoder=att); mlp: a per-position MLP")
+    # 40 epochs of Beauty at batch 512 (an estimate of the code's SASRec run)
+    pretrain_steps: int = param(1760, "first optimizer steps that train the pretraining SASRec (its own "
+                                      "table and encoder, cross-entropy; it scores validation meanwhile); 0"
+                                      " = no pretraining", COUNT)
+    # the code's 5 frozen epochs, 44 batches each on Beauty
+    freeze_steps: int = param(220, "steps after pretraining during which ADRec's item table (the pretrained"
+                                   " one) is frozen; 0 = none", COUNT)
+    frozen_decay: bool = param(True, "the frozen table still takes Adam's weight-decay steps (the code's PCGrad "
+                                     "gives it a zero gradient); false: truly frozen")
+    padding_sink: int = param(50, "L > 0: histories left-padded to L items, the padding attended by"
+                                  " every later position (the code); 0 = padding masked; unless "
+                                  "set, the run's --max-len", LENGTH_OR_OFF)
+    stochastic: bool = param(True, "add noise at each reverse step (off: deterministic reverse steps)")
 
     def validate(self):
         if self.hidden % self.heads:

@@ -25,6 +25,7 @@ from models.approximator import Approximator
 from models.layers import Dropout, catalogue_scores, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
 from models.timesteps import make_sampler
+from bench.params import COUNT, FRACTION, LENGTH_OR_OFF, NONNEGATIVE, SIZES, param
 
 
 SPLIT_GAIN = 2.0    # a batch is split by history length when that cuts its padded cells this much
@@ -47,36 +48,63 @@ def length_groups(history: Tensor) -> list[tuple[Tensor, int]]:
 
 @dataclass(frozen=True)
 class DiffuRecConfig:
-    hidden: int = 128
-    blocks: int = 4
-    heads: int = 4
-    dropout: float = 0.1
-    emb_dropout: float = 0.3
-    attention: Literal["self", "cross", "cross+self"] = "self"
-    cross_kind: Literal["softmax", "linear", "heads"] = "softmax"
-    diffusion_steps: int = 32
-    schedule: ScheduleName = "trunc_lin"
-    timestep_sampler: Literal["uniform", "lossaware"] = "uniform"
-    rescale_timesteps: bool = True      # time input t * 1000 / T, as DiffuRec
-    lambda_mean: float = 0.001          # lambda ~ N(mean, std); std 0 = fixed lambda
-    lambda_std: float = 0.001
-    offset_noise: float = 0.0           # s; 0 = off
-    offset_kind: Literal["per_example", "elementwise"] = "per_example"
-    inference_steps: int = 0            # reverse steps; 0 = all T, fewer = strided
-    valid_inference_steps: int = 0      # reverse steps when validating during training; 0 = as inference_steps
-    stochastic: bool = True             # add noise at each reverse step
-    eval_samples: int = 1               # reverse draws averaged per score
+    hidden: int = param(128, "embedding and Transformer width", SIZES)
+    blocks: int = param(4, "Transformer blocks", (1, 128, True, True))
+    heads: int = param(4, "attention heads per block (must divide hidden)", (1, 1024, True, True))
+    dropout: float = param(0.1, "dropout inside the Approximator's attention and feed-forward layers", FRACTION)
+    emb_dropout: float = param(0.3, "dropout on the history's item embeddings", FRACTION)
+    attention: Literal["self", "cross", "cross+self"] = param("self", "Approximator: self (DiffuRec: noisy target "
+                                                                      "added to every position, self-attention); "
+                                                                      "cross (noisy target queries the history); "
+                                                                      "cross+self (DiffuRecSys: cross, then self)")
+    cross_kind: Literal["softmax", "linear", "heads"] = param(
+        "softmax",
+        "cross-attention: softmax (scaled dot-product), linear (efficient attention, keys softmaxed over "
+        "positions) or heads (the published DiffuRecSys code: keys softmaxed over heads, padding output rows set "
+        "to -1e9)")
+    diffusion_steps: int = param(32, "T, steps of the forward noising process", (2, 1 << 20, True, True))
+    schedule: ScheduleName = param("trunc_lin", "beta schedule over the T steps (trunc_lin: DiffuRec's truncated "
+                                                "linear)")
+    timestep_sampler: Literal["uniform", "lossaware"] = param(
+        "uniform",
+        "how training draws t: uniform, or lossaware importance sampling (Nichol & Dhariwal 2021)")
+    rescale_timesteps: bool = param(True, "time input t * 1000 / T (as DiffuRec) instead of t")
+    lambda_mean: float = param(0.001, "mean of lambda ~ N(mean, std), which scales the noisy target "
+                                      "added to the history", NONNEGATIVE)
+    lambda_std: float = param(0.001, "std of lambda; 0 = a fixed lambda", NONNEGATIVE)
+    offset_noise: float = param(0.0, "s of the offset noise eps = n + s * m (Guttenberg 2023); 0 = "
+                                     "plain Gaussian noise", NONNEGATIVE)
+    offset_kind: Literal["per_example", "elementwise"] = param(
+        "per_example",
+        "shape of m: per_example (B, 1), shared by all dimensions; elementwise (B, D), as 27 of the 76 versions of"
+        " the published DiffuRecSys code (plain noise of variance 1 + s^2)")
+    inference_steps: int = param(0, "reverse steps when scoring; 0 = all T, fewer = evenly strided", COUNT)
+    valid_inference_steps: int = param(0, "reverse steps when validating during training; 0 = as "
+                                          "inference_steps", COUNT)
+    stochastic: bool = param(True, "add noise at each reverse step (off: deterministic reverse steps)")
+    eval_samples: int = param(1, "reverse draws averaged per score", (1, 4096, True, True))
     # what the Approximator sees of x_t while scoring (a probe of a trained model; training never reads it):
     # none = x_t; zero = zeros; shuffle = another user's x_t (a seeded permutation of the batch)
-    xt_probe: Literal["none", "zero", "shuffle"] = "none"
-    block_dropout: bool = False         # dropout on the residual stream after each block (the DiffuRec code)
-    init_std: float = 0.0               # item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec code
-    padding_sink: int = 0               # L > 0: pad histories to L items, attended (the DiffuRec code); 0 = masked
+    xt_probe: Literal["none", "zero", "shuffle"] = param("none", "scoring only: what the Approximator is shown of "
+                                                                 "the reverse state x_t: none (x_t), zero, or "
+                                                                 "shuffle (another user's x_t); a probe of whether"
+                                                                 " a trained model reads x_t")
+    block_dropout: bool = param(False, "dropout on the residual stream after each block (the DiffuRec code)")
+    init_std: float = param(0.0, "item-embedding init std; 0 = hidden ** -0.5, 1 = the DiffuRec "
+                                 "code's N(0, 1)", NONNEGATIVE)
+    padding_sink: int = param(0, "L > 0: pad histories to L items that are attended (the DiffuRec "
+                                 "code); 0 = padding masked", LENGTH_OR_OFF)
     # the published DiffuRecSys code's Approximator (models.approximator; docs/fidelity.md)
-    chain_blocks: bool = True           # False: every block reads the history, only the last one's output is used
-    shared_norm: bool = False           # cross- and self-attention share one pre-norm LayerNorm
-    query_norm: bool = True             # LayerNorm on the cross-attention query
-    query_per_position: bool = False    # lambda drawn per position (B, L, D): one query per history position
+    chain_blocks: bool = param(True, "each block reads the previous one's output; false: every block reads the "
+                                     "history and only the last one's output is used (the published DiffuRecSys "
+                                     "code)")
+    shared_norm: bool = param(False, "cross- and self-attention share one pre-norm LayerNorm (the published "
+                                     "DiffuRecSys code)")
+    query_norm: bool = param(True, "LayerNorm on the cross-attention query lambda * (x_t + time embedding); the "
+                                   "published DiffuRecSys code has none")
+    query_per_position: bool = param(False, "lambda drawn per history position (B, L, D), so each position has its"
+                                            " own query (the published DiffuRecSys code); false: one draw per "
+                                            "example (B, 1, D)")
 
     def validate(self):
         if self.hidden % self.heads:
@@ -91,8 +119,12 @@ class DiffuRecConfig:
 
 @dataclass(frozen=True)
 class DiffuRecSysConfig(DiffuRecConfig):
-    attention: Literal["self", "cross", "cross+self"] = "cross+self"
-    offset_noise: float = 0.1
+    attention: Literal["self", "cross", "cross+self"] = param(
+        "cross+self",
+        "Approximator: self (DiffuRec: noisy target added to every position, self-attention); cross (noisy target "
+        "queries the history); cross+self (DiffuRecSys: cross, then self)")
+    offset_noise: float = param(0.1, "s of the offset noise eps = n + s * m (Guttenberg 2023); 0 = "
+                                     "plain Gaussian noise", NONNEGATIVE)
 
 
 class DiffuRec(nn.Module):

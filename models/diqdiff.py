@@ -36,34 +36,52 @@ from bench.train.config import TrainConfig
 from models.diffurec import DiffuRec, DiffuRecConfig
 from models.layers import catalogue_scores, full_softmax_ce
 from models.schedule import NoiseSchedule, ScheduleName
+from bench.params import COUNT, FRACTION, LENGTH, NONNEGATIVE, POSITIVE, SIZES, param
 
 
 @dataclass(frozen=True)
 class DiQDiffConfig:
     # defaults: the code's main.py with its README's Beauty settings (the toys preset: history_weight 1)
-    hidden: int = 128
-    blocks: int = 4
-    heads: int = 4
-    dropout: float = 0.1
-    emb_dropout: float = 0.3
-    diffusion_steps: int = 32
-    schedule: ScheduleName = "trunc_lin"
-    rescale_timesteps: bool = True      # time input t * 1000 / T
-    lambda_scale: float = 0.001         # fixed lambda on x_t + time embedding
-    history_weight: float = 0.6         # the code's lambda_history (Beauty 0.6, Toys 1)
-    codebook: bool = True               # False: no code vectors added
-    codebook_size: int = 32             # K, the code's num_cluster
-    codebook_weight: float = 0.4        # the code's lambda_intent
-    codebook_assign: Literal["sample", "argmax"] = "sample"     # sample: the code's hard Gumbel-softmax
-    contrast_weight: float = 1.0        # the code's lambda_contra; 0 = no contrastive term
-    temperature: float = 0.07
-    diffusion: bool = True              # False: the control, x_t = 0 at t = 0 in training and scoring
-    reverse_noise: Literal["code", "posterior", "none"] = "code"
-    inference_steps: int = 0            # reverse steps when scoring; 0 = all T, fewer = strided
-    valid_inference_steps: int = 0      # reverse steps when validating; 0 = as inference_steps
-    init_std: float = 1.0               # item-embedding init std (the code: N(0, 1)); 0 = hidden ** -0.5
-    max_positions: int = 50             # histories are left-padded to it; the codebook reads all of it
-    attend_padding: bool = True         # the padding is attended (the code); False: padding keys masked
+    hidden: int = param(128, "embedding and Transformer width", SIZES)
+    blocks: int = param(4, "Approximator blocks (DiffuRec's, with dropout after each block)", (1, 128, True, True))
+    heads: int = param(4, "attention heads per block (must divide hidden)", (1, 1024, True, True))
+    dropout: float = param(0.1, "dropout inside the Approximator's attention and feed-forward layers and"
+                                " after each block", FRACTION)
+    emb_dropout: float = param(0.3, "dropout on the history's item embeddings", FRACTION)
+    diffusion_steps: int = param(32, "T, steps of the forward noising process", (2, 1 << 20, True, True))
+    schedule: ScheduleName = param("trunc_lin", "beta schedule over the T steps (trunc_lin: DiffuRec's truncated "
+                                                "linear)")
+    rescale_timesteps: bool = param(True, "time input t * 1000 / T (as the code) instead of t")
+    lambda_scale: float = param(0.001, "fixed lambda: the Approximator reads lambda * (x_t + time "
+                                       "embedding) at every position", NONNEGATIVE)
+    # the code's lambda_history (Beauty 0.6, Toys 1)
+    history_weight: float = param(0.6, "weight of the embedded history in the Approximator's input "
+                                       "(the code's lambda_history)", NONNEGATIVE)
+    # False: no code vectors added
+    codebook: bool = param(True, "false: no codebook; the Approximator reads the weighted history and the noisy "
+                                 "target only")
+    codebook_size: int = param(32, "K, codes per batch (the code's num_cluster)", LENGTH)
+    codebook_weight: float = param(0.4, "weight of each row's code vector, the mean history of the "
+                                        "batch's rows with its code, in the Approximator's input (the"
+                                        " code's lambda_intent)", NONNEGATIVE)
+    codebook_assign: Literal["sample", "argmax"] = param("sample", "sample: a row's code is a draw from softmax of"
+                                                                   " a linear map of its history (the code's hard "
+                                                                   "Gumbel-softmax); argmax: the most likely code")
+    contrast_weight: float = param(1.0, "weight of the contrastive term on the batch's x0 predictions"
+                                        " (the code's lambda_contra); 0 = off", NONNEGATIVE)
+    temperature: float = param(0.07, "temperature of the contrastive term's cosine similarities", POSITIVE)
+    diffusion: bool = param(True, "false: the control without diffusion: the Approximator is shown x_t = 0 at t = "
+                                  "0 in training and scoring, one deterministic pass")
+    reverse_noise: Literal["code", "posterior", "none"] = param("code", "noise of each reverse step: code (std "
+                                                                        "exp(posterior variance / 2), the code's),"
+                                                                        " posterior (DiffuRec's) or none")
+    inference_steps: int = param(0, "reverse steps when scoring; 0 = all T, fewer = evenly strided", COUNT)
+    valid_inference_steps: int = param(0, "reverse steps when validating during training; 0 = as "
+                                          "inference_steps", COUNT)
+    init_std: float = param(1.0, "item-embedding init std; 1 = the code's N(0, 1), 0 = hidden ** -0.5", NONNEGATIVE)
+    max_positions: int = param(50, "histories are left-padded to this many items, all read by the "
+                                   "codebook's assignment; unless set, the run's --max-len", LENGTH)
+    attend_padding: bool = param(True, "the padding positions are attended (the code); false: padding keys masked")
 
     def validate(self):
         if self.hidden % self.heads:

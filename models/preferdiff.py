@@ -31,31 +31,50 @@ from bench.errors import BenchError
 from bench.train.config import TrainConfig
 from models.diffurec import length_groups
 from models.layers import Dropout, attention_mask, catalogue_scores
+from bench.params import FRACTION, LENGTH, NONNEGATIVE, SIZES, UNIT, param
 
 
 @dataclass(frozen=True)
 class PreferDiffConfig:
-    hidden: int = 256                   # the code: 3072 (docs/fidelity.md gives its cost here)
-    blocks: int = 1
-    heads: int = 2
-    dropout: float = 0.1
-    max_positions: int = 50             # positions counted from the oldest item; unless set, the run's --max-len
-    residual: bool = True               # False: DreamRec's encoder, no residual around attention and feed-forward
-    targets: Literal["last", "all"] = "last"    # last: one target per training sequence, as the code
-    diffusion: bool = True              # False: the control, x_t = 0 at t = 0 in training and scoring
-    diffusion_steps: int = 2000
-    schedule: Literal["linear", "exp"] = "linear"
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    loss: Literal["cosine", "mse"] = "cosine"
-    pref_weight: float = 0.6            # 1 - the code's lamda (Beauty 0.4, Toys 0.6)
-    gamma: float = 5.0
-    pref_reduce: Literal["batch", "example"] = "batch"    # batch: the code's sigmoid of batch-mean errors
-    uncond_prob: float = 0.1            # p: h replaced by the "no history" embedding in training
-    guidance: float = 8.0               # w (Beauty 8, Toys 6)
-    denoiser: Literal["linear", "mlp"] = "linear"
-    sampler: Literal["ddim", "ddpm"] = "ddim"
-    ddim_stride: int = 100
+    # the code: 3072 (docs/fidelity.md gives its cost here)
+    hidden: int = param(256, "embedding and Transformer width", SIZES)
+    blocks: int = param(1, "SASRec encoder blocks", (1, 128, True, True))
+    heads: int = param(2, "attention heads per block (must divide hidden)", (1, 1024, True, True))
+    dropout: float = param(0.1, "dropout on the history embeddings, attention weights and feed-forward "
+                                "output", FRACTION)
+    max_positions: int = param(50, "learned positions, counted from the oldest item of the history; the "
+                                   "longest history; unless set, the run's --max-len", LENGTH)
+    residual: bool = param(True, "residual around the encoder's attention and feed-forward (false: DreamRec's "
+                                 "encoder)")
+    targets: Literal["last", "all"] = param("last", "last: one target per training sequence (its last item), as "
+                                                    "the code; all: every position's")
+    diffusion: bool = param(True, "false: the control without diffusion: the denoiser is shown x_t = 0 at t = 0 in"
+                                  " training and scoring, a regressor of the target embedding with the same losses")
+    diffusion_steps: int = param(2000, "T, steps of the forward noising process", (2, 1 << 20, True, True))
+    schedule: Literal["linear", "exp"] = param("linear", "beta schedule: linear from beta_start to beta_end "
+                                                         "(PreferDiff), or exp (DreamRec's)")
+    beta_start: float = param(1e-4, "first beta of the linear schedule", (0, 1, False, False))
+    beta_end: float = param(0.02, "last beta of the linear schedule", (0, 1, False, False))
+    loss: Literal["cosine", "mse"] = param("cosine", "denoising error: cosine, mean (cos(x0_hat, x0) - 1)^2 "
+                                                     "(PreferDiff); mse (DreamRec)")
+    pref_weight: float = param(0.6, "weight of the preference term -log sigmoid(-gamma (L_pos - L_neg)); the"
+                                    " positive error gets 1 - pref_weight (the code's lamda = 1 - "
+                                    "pref_weight); 0 = DreamRec's loss", UNIT)
+    gamma: float = param(5.0, "scale of the error gap inside the preference term's sigmoid", NONNEGATIVE)
+    pref_reduce: Literal["batch", "example"] = param("batch", "batch: the sigmoid of the batch-mean errors (the "
+                                                              "code); example: per example, then averaged")
+    uncond_prob: float = param(0.1, "probability that training replaces the history's state by the "
+                                    "learned 'no history' embedding (for classifier-free guidance)", FRACTION)
+    # w (Beauty 8, Toys 6)
+    guidance: float = param(8.0, "w of classifier-free guidance: (1 + w) f(x_t, h) - w f(x_t, none); "
+                                 "0 = conditional only", NONNEGATIVE)
+    denoiser: Literal["linear", "mlp"] = param("linear", "linear: one layer on (x_t, h, time embedding) "
+                                                         "concatenated (the code); mlp: two layers with GELU "
+                                                         "(DreamRec's mlp2)")
+    sampler: Literal["ddim", "ddpm"] = param("ddim", "reverse process when scoring: ddim (deterministic, every "
+                                                     "ddim_stride steps; PreferDiff) or ddpm (all T steps with "
+                                                     "noise; DreamRec)")
+    ddim_stride: int = param(100, "steps between DDIM steps; T / stride + 1 network evaluations per score", LENGTH)
 
     def validate(self):
         if self.hidden % self.heads:

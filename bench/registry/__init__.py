@@ -5,8 +5,9 @@ name has no side effects. A model class carries `Config` (its frozen
 dataclass), `train_defaults` (a TrainConfig) and `train_format`, and may carry
 `dataset_presets`: {dataset name: {field: raw value}}, settings that replace the
 defaults on one named dataset (chosen there on validation). `--set` wins over both.
-A model class may also carry `paper` and `summary` (one line each) for `bench models`, and each
-config field has a one-line meaning in bench.registry.fields.
+A model class may also carry `paper` and `summary` (one line each) for `bench models`. Each config
+field is declared once, with its default, one-line meaning and range (`bench.params.param`), so a
+model inside the package is one file plus its line in MODELS.
 
 Models from outside the package (docs/adding-a-model.md): `--models mypkg.mymodel:MyRec` names any
 importable class (a module on the path, or a file in the current folder), and an installed package

@@ -64,7 +64,7 @@ def apply_overrides(model: str, config: Any, train: Any, values: dict[str, str])
             valid = [f.name for f in dataclasses.fields(config)] + [f.name for f in dataclasses.fields(train)]
             raise BenchError(f"unknown field '{model}.{fld}'; valid fields: {', '.join(valid)}")
         changes[id(target)][fld] = coerce(raw, hints[id(target)][fld], f"{model}.{fld}")
-        ranges.check_value(model, fld, changes[id(target)][fld])
+        ranges.check_value(model, fld, changes[id(target)][fld], ranges.range_of(type(target), fld))
     config = dataclasses.replace(config, **changes[id(config)])
     train = dataclasses.replace(train, **changes[id(train)])
     for obj in (config, train):
