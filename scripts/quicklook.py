@@ -99,7 +99,7 @@ def paragraph(measured: dict) -> str:
         ndcg = ", ".join(f"{registry.display(m)} {ref['models'][m]['test_ndcg10_kept']:.1f} %" for m in order)
         still = [registry.display(m) for m in order if ref["models"][m]["budget_hit_still_improving"]]
         lines.append(f"Test NDCG@10 of that {'quiet' if quiet else 'busy'} run (seen items kept, one seed): {ndcg}"
-                     + (f"; {' and '.join(still)} ended at {'their' if len(still) > 1 else 'its'} epoch budget "
+                     + (f"; {', '.join(still[:-1]) + ' and ' if len(still) > 1 else ''}{still[-1] if still else ''} ended at {'their' if len(still) > 1 else 'its'} epoch budget "
                         "still improving, which `bench results` marks `(+)`" if still else "") + ".")
     return "\n".join(lines)
 
