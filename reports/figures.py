@@ -34,10 +34,11 @@ def style() -> None:
 # one fixed colour per registered model, hand-picked from seaborn's colorblind and tab10 palettes so
 # that no two are near-identical (CIELAB distance >= 40 between every pair); MostPop is the grey floor
 MODEL_COLORS = {"diffurecsys": "#0173b2", "diffurec": "#de8f05", "sasrec": "#029e73", "bert4rec": "#d62728",
-                "svae": "#cc78bc", "acvae": "#1a1a1a", "pop": "#949494"}
-EXTRA_COLORS = ("#56b4e9", "#ca9161", "#8c564b", "#bcbd22")       # unknown models: a stable slot by name
+                "svae": "#cc78bc", "acvae": "#1a1a1a", "pop": "#949494", "preferdiff": "#56b4e9",
+                "adrec": "#8c564b", "diqdiff": "#7f3c8d"}
+EXTRA_COLORS = ("#ca9161", "#fbafe4", "#bcbd22", "#11a579")       # unknown models: a stable slot by name
 MODEL_MARKERS = {"diffurecsys": "o", "diffurec": "s", "sasrec": "D", "bert4rec": "^", "svae": "v",
-                 "acvae": "p", "pop": "X"}
+                 "acvae": "p", "pop": "X", "preferdiff": "h", "adrec": "8", "diqdiff": "P"}
 
 
 def color(model: str) -> tuple[float, float, float]:

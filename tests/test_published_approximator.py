@@ -126,7 +126,7 @@ def test_new_switches_at_their_defaults_keep_earlier_run_ids():
     new = {"chain_blocks", "shared_norm", "query_norm", "query_per_position"}
     old_config = {k: v for k, v in dataclasses.asdict(spec.config).items() if k not in new}
     key = {"model": "diffurecsys", "config": identity(old_config), "train": identity(dataclasses.asdict(spec.train)),
-           "protocol": Protocol().to_dict(), "dataset": "fp", "seed": 0}
+           "protocol": identity(Protocol().to_dict()), "dataset": "fp", "seed": 0}
     assert run_id(spec, "fp", 0, Protocol()) == hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

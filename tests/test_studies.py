@@ -162,11 +162,18 @@ def test_every_named_ablation_resolves_to_valid_configs():
     from bench.registry.runconfig import raw
     from studies import ablation
 
+    from bench.eval import splits
+    from bench.eval.protocol import Protocol
+    from studies.runner import PROTOCOL_POINTS
+
     for name in ablation.ABLATIONS:
         study = ablation.find(name, None, {})
         assert study.points, name
-        for point in study.points:     # each point is a valid override of the study's model
-            registry.resolve(study.model, {study.model: {k: raw(v) for k, v in point.items()}})
+        for point in study.points:     # each point is a valid override of the study's model, or a protocol
+            registry.resolve(study.model, {study.model: {k: raw(v) for k, v in point.items()
+                                                         if k not in PROTOCOL_POINTS}})
+            protocol = Protocol(**{k: v for k, v in point.items() if k in PROTOCOL_POINTS})
+            splits.check(protocol.split, protocol.order, protocol.cutoff)
     fidelity = ablation.find("code_fidelity", "diffurec", {})
     assert fidelity.model == "diffurec" and len(fidelity.points) == 4
 
