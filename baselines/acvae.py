@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from baselines.svae import SVAE, SVAEConfig
+from bench.baselines.svae import SVAE, SVAEConfig
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
 from bench.params import NONNEGATIVE, POSITIVE, SIZES, param

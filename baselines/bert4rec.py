@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, packed_states
+from bench.models.layers import Block, Dropout, catalogue_scores, full_softmax_ce, packed_states
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
 from bench.params import FRACTION, LENGTH, SIZES, UNIT, param

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
+from bench.models.layers import (Dropout, attention_mask, catalogue_scores, full_softmax_ce, make_block,
                            packed_states, padding_slot_mask, reversed_positions, xavier_init)
 from bench.errors import BenchError
 from bench.train.config import TrainConfig

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.layers import Dropout, catalogue_scores, full_softmax_ce
+from bench.models.layers import Dropout, catalogue_scores, full_softmax_ce
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
 from bench.params import COUNT, FRACTION, LENGTH, NONNEGATIVE, SIZES, param

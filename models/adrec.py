@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
-from models.approximator import timestep_embedding
-from models.layers import Dropout, SelfAttention, attention_mask, catalogue_scores, full_softmax_ce
-from models.schedule import NoiseSchedule, ScheduleName
+from bench.models.approximator import timestep_embedding
+from bench.models.layers import Dropout, SelfAttention, attention_mask, catalogue_scores, full_softmax_ce
+from bench.models.schedule import NoiseSchedule, ScheduleName
 from bench.params import COUNT, FRACTION, LENGTH_OR_OFF, NONNEGATIVE, SIZES, param
 
 

@@ -21,10 +21,10 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
-from models.approximator import Approximator
-from models.layers import Dropout, catalogue_scores, full_softmax_ce
-from models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
-from models.timesteps import make_sampler
+from bench.models.approximator import Approximator
+from bench.models.layers import Dropout, catalogue_scores, full_softmax_ce
+from bench.models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
+from bench.models.timesteps import make_sampler
 from bench.params import COUNT, FRACTION, LENGTH_OR_OFF, NONNEGATIVE, SIZES, param
 
 

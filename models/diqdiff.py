@@ -33,9 +33,9 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
-from models.diffurec import DiffuRec, DiffuRecConfig
-from models.layers import catalogue_scores, full_softmax_ce
-from models.schedule import NoiseSchedule, ScheduleName
+from bench.models.diffurec import DiffuRec, DiffuRecConfig
+from bench.models.layers import catalogue_scores, full_softmax_ce
+from bench.models.schedule import NoiseSchedule, ScheduleName
 from bench.params import COUNT, FRACTION, LENGTH, NONNEGATIVE, POSITIVE, SIZES, param
 
 

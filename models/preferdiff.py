@@ -29,8 +29,8 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError
 from bench.train.config import TrainConfig
-from models.diffurec import length_groups
-from models.layers import Dropout, attention_mask, catalogue_scores
+from bench.models.diffurec import length_groups
+from bench.models.layers import Dropout, attention_mask, catalogue_scores
 from bench.params import FRACTION, LENGTH, NONNEGATIVE, SIZES, UNIT, param
 
 

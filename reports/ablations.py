@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.collect import Run, Variant, read_per_user
-from reports.settings import params_label, sort_key, study_variants
-from reports.stats import CONFIDENCE, holm, paired_p
+from bench.reports.collect import Run, Variant, read_per_user
+from bench.reports.settings import params_label, sort_key, study_variants
+from bench.reports.stats import CONFIDENCE, holm, paired_p
 
 SEEN = ("removed", "kept")
 

@@ -9,10 +9,10 @@ from bench.atomic import atomic_write, atomic_write_text, sweep
 from bench.errors import BenchError
 from bench.runs import results as store
 from bench.runs.locks import holding
-from reports import dots, figures, gifs, render, tables
-from reports.collect import Collection, collect, display, model_order, table_label, trajectory_file
-from reports.settings import study_variants
-from reports.stats import TESTS
+from bench.reports import dots, figures, gifs, render, tables
+from bench.reports.collect import Collection, collect, display, model_order, table_label, trajectory_file
+from bench.reports.settings import study_variants
+from bench.reports.stats import TESTS
 
 FORMATS = ("pdf", "md", "tex", "csv", "png", "gif")
 GIF_TEXT = {
@@ -237,7 +237,7 @@ def write_pdf(report, coll, dirs, reference, test, tabs, figs, animations) -> No
 def pdf_pages(file, report, coll, dirs, reference, test, tabs, figs, animations) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from reports import pdf
+    from bench.reports import pdf
 
     with PdfPages(file) as doc:
         pdf.text_page(doc, "bench report", title_lines(coll, dirs, reference, test))

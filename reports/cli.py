@@ -13,7 +13,7 @@ def report_command(runs, out, baseline, formats, test, rescored):
     """`bench report`: tables (Markdown, LaTeX, CSV), figures, GIFs and a PDF report from result files."""
     from rich.console import Console
 
-    from reports.build import build_report, parse_formats
+    from bench.reports.build import build_report, parse_formats
 
     from bench.cli.paths import output_dir
 

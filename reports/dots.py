@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports.collect import SELECT_METRIC, Collection, Variant, display, model_order
-from reports.figures import Figure, color, marker, new_figure
-from reports.stats import CONFIDENCE, t_halfwidth, welch_halfwidth
-from reports.tables import ANCHOR, HEADERS
+from bench.reports.collect import SELECT_METRIC, Collection, Variant, display, model_order
+from bench.reports.figures import Figure, color, marker, new_figure
+from bench.reports.stats import CONFIDENCE, t_halfwidth, welch_halfwidth
+from bench.reports.tables import ANCHOR, HEADERS
 
 # panels of a dot plot, two rows of four; the last slot holds the key
 PANELS = (("hr@5", "hr@10", "hr@20", "mrr"), ("ndcg@5", "ndcg@10", "ndcg@20", None))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.collect import SELECT_METRIC, Run, Variant, display
-from reports.settings import params_label, sort_key, study_variants
-from reports.stats import t_halfwidth
+from bench.reports.collect import SELECT_METRIC, Run, Variant, display
+from bench.reports.settings import params_label, sort_key, study_variants
+from bench.reports.stats import t_halfwidth
 
 MARKERS = "osD^vph8"          # shapes with an inside, so a hollow one reads as hollow
 
@@ -159,7 +159,7 @@ def interval(v: Variant, split: str) -> tuple[float, float]:
 def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | None:
     """Metric against the swept value with 95 % interval bands, or dots with interval bars for named
     or categorical points."""
-    from reports.ablations import ordered
+    from bench.reports.ablations import ordered
 
     groups = sorted(study_variants(runs), key=lambda g: sort_key(g[0]))
     x_key, others = sweep_axis(groups)
@@ -202,7 +202,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run]) -> Figure | 
         axes[0, 0].legend()
         what = f"NDCG@10 against {x_key}, mean over seeds with a 95 % t-interval band over seeds"
     fig.suptitle(f"study {study}: {display(model)} on {dataset}", fontsize=10)
-    from reports.ablations import under_budget
+    from bench.reports.ablations import under_budget
 
     return Figure(f"ablation_{study}_{dataset}_{model}", fig,
                   f"Study '{study}' of {display(model)} on {dataset}: validation and test {what}."

@@ -8,9 +8,9 @@ import numpy as np
 
 from bench.atomic import atomic_write
 
-from reports.collect import SELECT_METRIC, Run, Variant, display
-from reports.figures import MARKERS, color, history_stat, new_figure, split_series, sweep_axis, sweep_scale
-from reports.settings import study_variants
+from bench.reports.collect import SELECT_METRIC, Run, Variant, display
+from bench.reports.figures import MARKERS, color, history_stat, new_figure, split_series, sweep_axis, sweep_scale
+from bench.reports.settings import study_variants
 
 SIZE = (400, 300)           # pixels of every GIF
 MAX_FRAMES = 40

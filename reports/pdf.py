@@ -7,9 +7,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from reports.figures import Figure
-from reports.gifs import still
-from reports.tables import Table
+from bench.reports.figures import Figure
+from bench.reports.gifs import still
+from bench.reports.tables import Table
 
 PAGE = (11.69, 8.27)            # A4 landscape, inches
 GIF_DPI = 72                    # a GIF frame's pixel to one PDF point: its native resolution

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from reports.tables import DAGGER, Cell, Row, Table
+from bench.reports.tables import DAGGER, Cell, Row, Table
 
 
 def markdown(table: Table) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from reports.collect import Run, Variant, variant_key
+from bench.reports.collect import Run, Variant, variant_key
 
 
 def params_label(params: dict) -> str:

@@ -7,10 +7,10 @@ import numpy as np
 
 from bench.runs import results as store
 from bench.runs.fields import differences, protocol_note
-from reports import published, tuning
-from reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
-from reports.settings import params_label, sort_key, study_variants
-from reports.stats import ALPHA, TESTS, holm, paired_p
+from bench.reports import published, tuning
+from bench.reports.collect import METRICS, SELECT_METRIC, Collection, Run, Variant, display, variant_key
+from bench.reports.settings import params_label, sort_key, study_variants
+from bench.reports.stats import ALPHA, TESTS, holm, paired_p
 
 HEADERS = {"hr@5": "HR@5", "hr@10": "HR@10", "hr@20": "HR@20", "ndcg@5": "NDCG@5", "ndcg@10": "NDCG@10",
            "ndcg@20": "NDCG@20", "mrr": "MRR", "valid ndcg@10": "Val NDCG@10",
@@ -259,7 +259,7 @@ def ablation(study: str, dataset: str, model: str, runs: list[Run], evals: list[
              test: str = "ttest") -> Table:
     """Study point -> validation NDCG@10 and test HR@10 / NDCG@10 with seen items removed and kept
     (mean ± std over seeds), and each point's difference to the registered point (reports.ablations)."""
-    from reports.ablations import compare, under_budget
+    from bench.reports.ablations import compare, under_budget
 
     notes: list[str] = []
     points = compare(runs, evals or [], test, notes=notes)

@@ -8,8 +8,8 @@ Each line is exactly what `bench ablate STUDY --exclude-seen --out runs/ablation
 (the point's fields and the studies' shared settings under --set), so the study commands later find
 these runs finished and tag them; a line already finished is skipped, a stopped one resumes.
 """
-from studies import attention, code_fidelity, diffusion_steps, noisy_target, offset_noise
-from studies.ablation import SELECTION
+from bench.studies import attention, code_fidelity, diffusion_steps, noisy_target, offset_noise
+from bench.studies.ablation import SELECTION
 from bench.registry.runconfig import raw
 
 

@@ -106,7 +106,7 @@ def typed(model: str, point: dict[str, str]) -> dict[str, Any]:
 
 def find(name: str, model: str | None, grid: dict[str, list[str]]) -> Ablation:
     if name in ABLATIONS:
-        module = importlib.import_module(f"studies.{name}")
+        module = importlib.import_module(f"bench.studies.{name}")
         ablation = module.ABLATION
         if model and getattr(module, model.upper(), None) is not None:     # a study's own grid for that model
             ablation = getattr(module, model.upper())

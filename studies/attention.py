@@ -1,7 +1,7 @@
 """Approximator attention: self, cross or cross+self, the cross part with softmax or linear attention,
 and the published DiffuRecSys code's Approximator (models.approximator) at the registered settings."""
-from studies.ablation import SELECTION, Ablation
-from studies.code_fidelity import PUBLISHED_APPROXIMATOR
+from bench.studies.ablation import SELECTION, Ablation
+from bench.studies.code_fidelity import PUBLISHED_APPROXIMATOR
 
 ABLATION = Ablation(
     "attention",

@@ -31,7 +31,7 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
     from bench import data, registry
     from bench.eval.protocol import Protocol
     from bench.registry.overrides import parse_sets
-    from studies.runner import Target
+    from bench.studies.runner import Target
 
     output_dir(out)
     registry.model_class(model)
@@ -61,7 +61,7 @@ def _storage(storage: str | None, out: Path, study_id: str) -> str:
 
 def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
-    from studies.runner import stdout_console
+    from bench.studies.runner import stdout_console
 
     table = Table(title=title, title_justify="left")
     for i, col in enumerate(header):
@@ -88,9 +88,9 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
                    cutoff=0.9, order="chronological"):
     """`bench ablate`: run a named ablation (a grid x seeds) as a resumable Optuna study; print its table."""
     from bench.cli.options import parse_seeds
-    from studies import ablation, grid as grids, runner
-    from studies.rescore import rescore
-    from studies.storage import check as check_storage, shown
+    from bench.studies import ablation, grid as grids, runner
+    from bench.studies.rescore import rescore
+    from bench.studies.storage import check as check_storage, shown
 
     if workers < 1:
         raise BenchError("--workers must be at least 1")
@@ -117,8 +117,8 @@ def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets,
                  device, data_dir, max_len=50, exclude_seen=False, threads=0, log="none", split="leave-one-out",
                  cutoff=0.9, order="chronological"):
     """`bench tune`: tune a model on validation NDCG@10 with seeded TPE; save the best config as best.json."""
-    from studies import runner, tune as tuning
-    from studies.storage import check as check_storage, shown
+    from bench.studies import runner, tune as tuning
+    from bench.studies.storage import check as check_storage, shown
 
     if trials < 1 or workers < 1:
         raise BenchError("--trials and --workers must be at least 1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from studies.ablation import SELECTION, Ablation
+from bench.studies.ablation import SELECTION, Ablation
 
 # (name, what it changes toward the registered model)
 WALK: tuple[tuple[str, dict[str, Any]], ...] = (

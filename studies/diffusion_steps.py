@@ -1,7 +1,7 @@
 """Diffusion steps T of the forward process, each scored at test with its full reverse process.
 Each trained checkpoint is also re-scored at 1, 4 and T reverse steps, stochastic and deterministic
 (`bench eval --set MODEL.inference_steps=K --set MODEL.stochastic=false`)."""
-from studies.ablation import SELECTION, Ablation
+from bench.studies.ablation import SELECTION, Ablation
 
 
 def reverse_processes(point: dict, registered: bool) -> list[tuple[str, dict]]:

@@ -23,8 +23,8 @@ from bench.registry.runconfig import raw
 from bench.runs.fields import identity
 from bench.runs import results as store
 from bench.train.config import SELECT_METRIC
-from studies.ablation import Ablation, label
-from studies.runner import DuplicatePoint, Target, run_trial
+from bench.studies.ablation import Ablation, label
+from bench.studies.runner import DuplicatePoint, Target, run_trial
 
 TABLE_METRICS = (("valid", "ndcg@10"), ("valid", "hr@10"), ("test", "ndcg@10"), ("test", "hr@10"))
 

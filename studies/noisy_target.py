@@ -2,7 +2,7 @@
 a Transformer over the history trained with the same loss), against the registered lambda ~ N(1e-3, 1e-3).
 Its no-training companion re-scores trained checkpoints with x_t zeroed or shuffled across users
 (`bench eval --set MODEL.xt_probe=zero|shuffle`)."""
-from studies.ablation import SELECTION, Ablation
+from bench.studies.ablation import SELECTION, Ablation
 
 
 def probes(point: dict, registered: bool) -> list[tuple[str, dict]]:

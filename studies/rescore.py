@@ -10,8 +10,8 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.registry.runconfig import raw
 from bench.runs import results
-from studies.ablation import Ablation
-from studies.runner import err
+from bench.studies.ablation import Ablation
+from bench.studies.runner import err
 
 
 def study_records(out: Path, study_id: str) -> list[dict]:

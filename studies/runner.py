@@ -27,7 +27,7 @@ from bench.eval.protocol import Protocol
 from bench.registry.runconfig import raw
 from bench.runs.run import RunRequest, run_one
 from bench.train.config import SELECT_METRIC
-from studies import storage as st
+from bench.studies import storage as st
 
 POLL_SECONDS = 1
 err = Console(stderr=True, highlight=False, **({} if sys.stderr.isatty() else {"width": 200}))

@@ -7,7 +7,7 @@ Run it once per model (`--model sasrec`, the default; `--model diffurec`, ...). 
 fp32, as the other studies do; the diffusion models also with the studies' selection settings, so
 their chronological point is the run the other studies share.
 """
-from studies.ablation import SELECTION, Ablation
+from bench.studies.ablation import SELECTION, Ablation
 
 POINTS = ({}, {"order": "shuffled"})
 NAMES = ("chronological", "shuffled")

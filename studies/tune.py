@@ -21,9 +21,9 @@ from bench.registry import runconfig
 from bench.errors import BenchError
 from bench.runs.fields import identity
 from bench.train.config import SELECT_METRIC
-from studies.grid import dataset_name, digest
-from studies.runner import Target, run_trial
-from studies.spaces import SPACES
+from bench.studies.grid import dataset_name, digest
+from bench.studies.runner import Target, run_trial
+from bench.studies.spaces import SPACES
 
 OBJECTIVES = {"ndcg": "maximize", "latency": "minimize"}
 PRUNERS = ("median", "hyperband", "none")

@@ -4,7 +4,7 @@ import torch
 
 from bench import registry
 from bench.errors import BenchError
-from baselines.svae import align_left
+from bench.baselines.svae import align_left
 from test_models import test_learns_a_planted_sequence as learns_planted
 
 
@@ -43,7 +43,7 @@ def padded_prenorm_reference(model, seq, causal):
     """The pre-norm encoder on the whole padded (B, L) batch, padding rows zeroed after each
     layer: what models.layers.packed_states computes on the real positions only."""
     import math
-    from models.layers import attention_mask, reversed_positions
+    from bench.models.layers import attention_mask, reversed_positions
 
     valid = seq != 0
     x = (model.item(seq) * math.sqrt(model.item.embedding_dim) + model.pos(reversed_positions(seq))) * valid[..., None]
@@ -180,7 +180,7 @@ def sasrec_padded_reference(model, history):
     import math
 
     import torch.nn.functional as F
-    from models.layers import reversed_positions
+    from bench.models.layers import reversed_positions
 
     valid = history != 0
     x = (model.item(history) * math.sqrt(model.cfg.hidden) + model.pos(reversed_positions(history))) * valid[..., None]

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from bench import registry
-from models.diffurec import DiffuRec, DiffuRecConfig
-from models.schedule import NoiseSchedule, beta_schedule, strided_timesteps
-from models.timesteps import LossAwareSampler
+from bench.models.diffurec import DiffuRec, DiffuRecConfig
+from bench.models.schedule import NoiseSchedule, beta_schedule, strided_timesteps
+from bench.models.timesteps import LossAwareSampler
 
 
 def test_trunc_lin_by_hand():
@@ -80,7 +80,7 @@ LONG = torch.tensor([[0, 0, 0, 0, 0, 0, 0, 3], [0, 0, 0, 0, 4, 5, 6, 7], [0, 0, 
 
 
 def test_length_groups_split_only_where_it_cuts_the_padding():
-    from models.diffurec import length_groups
+    from bench.models.diffurec import length_groups
 
     groups = {width: rows.tolist() for rows, width in length_groups(LONG)}
     assert groups == {1: [0, 4], 2: [2], 4: [1], 8: [3]}          # 16 cells of 40
@@ -94,7 +94,7 @@ def test_length_groups_split_only_where_it_cuts_the_padding():
 def test_a_batch_split_by_length_computes_what_the_whole_batch_does(monkeypatch, attention, cross_kind):
     """Scores, loss and gradients of a batch run group by group equal those of the whole padded
     batch (dropout off, so that the random draws agree)."""
-    from models import diffurec
+    from bench.models import diffurec
 
     def run(gain):
         monkeypatch.setattr(diffurec, "SPLIT_GAIN", gain)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import registry
-from models.diqdiff import self_contrast
+from bench.models.diqdiff import self_contrast
 from tests.conftest import bench_cli
 from tests.test_models import planted_file
 

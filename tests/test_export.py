@@ -5,8 +5,8 @@ import shutil
 
 import numpy as np
 
-from reports.build import build_report
-from reports.collect import collect
+from bench.reports.build import build_report
+from bench.reports.collect import collect
 from tests.conftest import bench_cli
 from tests.report_fixture import records
 

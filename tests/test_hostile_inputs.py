@@ -360,7 +360,7 @@ def test_users_files_empty_or_unbounded_are_one_line(finished, tmp_path):
 
 
 def test_grid_values_compare_by_value_not_by_spelling():
-    from studies import ablation
+    from bench.studies import ablation
 
     for spelled in ("0", "0.0", "0e0"):
         study = ablation.find("offset_noise", None, {"offset_noise": [spelled]})

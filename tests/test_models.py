@@ -94,7 +94,7 @@ def test_pop_ranks_by_training_counts():
 
 
 def test_label_smoothing_matches_its_definition():
-    from models.layers import full_softmax_ce
+    from bench.models.layers import full_softmax_ce
     torch.manual_seed(0)
     states, weight = torch.randn(7, 4), torch.randn(11, 4)      # 10 items + padding row
     target = torch.randint(1, 11, (7,))
@@ -106,7 +106,7 @@ def test_label_smoothing_matches_its_definition():
 
 
 def test_catalogue_scores_are_not_rounded_under_bf16():
-    from models.layers import catalogue_scores
+    from bench.models.layers import catalogue_scores
     states = torch.ones(1, 4)
     weight = torch.tensor([[0.0] * 4, [2.5] * 4, [2.501] * 4, [2.502] * 4])   # scores 10, 10.004, 10.008
     with torch.autocast("cpu", dtype=torch.bfloat16):

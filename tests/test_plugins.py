@@ -84,3 +84,24 @@ def test_a_model_that_cannot_be_imported_or_breaks_the_contract_is_one_line(tmp_
         assert proc.returncode != 0 and message in proc.stderr, (spec, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_researchers_own_models_package_runs_beside_the_registered_diffusion_models(tmp_path):
+    """bench's model families are `bench.models` and `bench.baselines`: a folder of the user's called `models`
+    neither hides them nor is hidden by them."""
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    (work / "models" / "__init__.py").write_text("")
+    (work / "models" / "lastitem.py").write_text(example())
+    run = bench("run", "--models", "models.lastitem:LastItem,diffurec,sasrec", "--dataset", "synthetic",
+                "--set", "models.lastitem:LastItem.epochs=2", "--set", "diffurec.epochs=1", "--set", "sasrec.epochs=1",
+                "--out", "runs", cwd=work)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads(line) for line in (work / "runs" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["model"] for r in records) == ["diffurec", "models.lastitem:LastItem", "sasrec"]
+    imported = subprocess.run([sys.executable, "-c", "import bench.registry as r, sys; r.model_class('diffurec'); "
+                               "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                               "('models', 'baselines', 'studies', 'reports')))"],
+                              cwd=tmp_path, capture_output=True, text=True, check=True,
+                              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert imported.stdout.strip() == "[]"

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import registry
-from models.preferdiff import GuidedSchedule, PreferDiffConfig
+from bench.models.preferdiff import GuidedSchedule, PreferDiffConfig
 from tests.conftest import bench_cli
 from tests.test_models import planted
 

@@ -52,7 +52,7 @@ def test_trainer_stop_by_counts_the_evaluations_patience_leaves():
     from bench.data import synthetic
     from bench.eval.protocol import Protocol
     from bench.train.loop import Trainer, TrainConfig
-    from baselines.pop import MostPop
+    from bench.baselines.pop import MostPop
     import torch
 
     ds = synthetic()

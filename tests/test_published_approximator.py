@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from bench import registry
 from bench.runs.identity import run_id
 from bench.eval.protocol import Protocol
-from models.approximator import CrossAttention
-from models.diffurec import DiffuRec, DiffuRecConfig, PUBLISHED_APPROXIMATOR
+from bench.models.approximator import CrossAttention
+from bench.models.diffurec import DiffuRec, DiffuRecConfig, PUBLISHED_APPROXIMATOR
 
 HIST = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 0, 0, 0, 7, 8]])
 PUBLISHED = dict(chain_blocks=False, shared_norm=True, query_norm=False, query_per_position=True,

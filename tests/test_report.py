@@ -13,7 +13,7 @@ from pypdf import PdfReader
 from scipy import stats
 
 from bench.errors import BenchError
-from reports.build import build_report
+from bench.reports.build import build_report
 from tests.conftest import ROOT, bench_cli
 from tests.report_fixture import records
 
@@ -271,7 +271,7 @@ def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluatio
     is reported as stored by default, and as its no-change `bench eval` says with --rescored."""
     from bench.eval import reeval
     from bench.data import synthetic
-    from reports.collect import collect
+    from bench.reports.collect import collect
 
     folder = tmp_path / "runs"
     shutil.copytree(runs, folder)
@@ -291,7 +291,7 @@ def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluatio
         coll = collect([folder], rescored)
         return next(v for v in coll.variants() if v.model == "diffurecsys").per_user("hr@10"), coll.notes
 
-    from reports.collect import read_csv
+    from bench.reports.collect import read_csv
     fresh, seed1 = read_csv(folder / again["per_user"])["hr@10"], read_csv(folder / other["per_user"])["hr@10"]
     stored, notes = per_user(False)
     assert np.allclose(stored, seed1 / 2) and notes == []
@@ -312,7 +312,7 @@ def test_rescored_takes_metrics_and_per_user_values_from_a_no_change_reevaluatio
 def test_protocols_table_shows_both_seen_settings_and_matching_published_rows(runs, tmp_path, monkeypatch):
     """Both seen-item settings from the same runs, published rows of the same protocol only, with the
     relative difference, and the diffusion model tested against SASRec under each setting."""
-    from reports import published
+    from bench.reports import published
 
     n_items = records(runs)[0]["n_items"]
     table = tmp_path / "published.csv"
@@ -350,7 +350,7 @@ def test_protocols_table_shows_both_seen_settings_and_matching_published_rows(ru
 
 
 def test_published_file_holds_the_anchor_rows():
-    from reports import published
+    from bench.reports import published
 
     rows = published.load()
     beauty_kept = {(p.model, p.hr10, p.ndcg10) for p in published.matching("beauty", 12101, 50, "kept")}
@@ -368,7 +368,7 @@ def test_tuning_rows_hold_the_registered_settings_of_every_dataset_they_name():
     import dataclasses
 
     from bench import registry
-    from reports import tuning
+    from bench.reports import tuning
 
     rows = tuning.load()
     # every model of the verdict; the three newer diffusion models have not been tuned yet (issue 44)
@@ -386,7 +386,7 @@ def test_tuning_rows_hold_the_registered_settings_of_every_dataset_they_name():
 
 
 def test_published_file_errors_name_the_line(tmp_path):
-    from reports import published
+    from bench.reports import published
 
     bad = tmp_path / "bad.csv"
     bad.write_text("model,label,dataset,seen,max_len,n_items,seeds,hr@10,ndcg@10,source\n"
@@ -399,7 +399,7 @@ def test_published_file_errors_name_the_line(tmp_path):
 
 def fake_variant(model: str, means: list[float], dataset: str = "synthetic"):
     """A Variant of one run per value: test metrics (fractions) all equal to that value."""
-    from reports.collect import Run, Variant
+    from bench.reports.collect import Run, Variant
 
     return Variant([Run({"model": model, "seed": s, "dataset": dataset, "test": dict.fromkeys(METRICS, v / 100),
                          "valid": dict.fromkeys(METRICS, v / 100)}, ROOT) for s, v in enumerate(means)])
@@ -418,7 +418,7 @@ def dots_of(ax) -> dict[tuple, tuple[float, float]]:
 def test_forest_plot_zooms_in_and_marks_single_seeds_and_models_not_run(tmp_path):
     from matplotlib.colors import to_rgb
 
-    from reports import dots, figures
+    from bench.reports import dots, figures
 
     figures.style()
     chosen = {"diffurecsys": fake_variant("diffurecsys", [44.0, 45.0, 46.0]),
@@ -445,7 +445,7 @@ def test_forest_plot_zooms_in_and_marks_single_seeds_and_models_not_run(tmp_path
 
 
 def test_deltas_against_sasrec_with_a_welch_interval():
-    from reports import dots, figures
+    from bench.reports import dots, figures
 
     figures.style()
     chosen = {"diffurecsys": fake_variant("diffurecsys", [44.0, 45.0, 46.0]),
@@ -464,7 +464,7 @@ def test_every_registered_model_has_its_own_distinct_colour():
     from itertools import combinations
 
     from bench import registry
-    from reports import figures
+    from bench.reports import figures
 
     rgb = {m: np.array(figures.color(m)) for m in registry.names()}
     assert set(rgb) >= {"pop", "sasrec", "bert4rec", "svae", "acvae", "diffurec", "diffurecsys"}
@@ -476,7 +476,7 @@ def test_every_registered_model_has_its_own_distinct_colour():
 
 def other_dataset(coll, models):
     """The collection with the chosen runs of `models` copied onto a second dataset, 'other'."""
-    from reports.collect import Collection, Run
+    from bench.reports.collect import Collection, Run
 
     copies = [Run({**r.record, "dataset": "other", "dataset_fingerprint": "other", "run_id": r.record["run_id"] + "o"},
                   r.root) for r in coll.runs if r.model in models]
@@ -484,8 +484,8 @@ def other_dataset(coll, models):
 
 
 def test_efficiency_has_a_panel_per_dataset_and_marks_models_not_run(runs):
-    from reports import build, dots, figures
-    from reports.collect import collect
+    from bench.reports import build, dots, figures
+    from bench.reports.collect import collect
 
     figures.style()
     coll = other_dataset(collect([runs]), {"sasrec", "pop"})
@@ -527,7 +527,7 @@ def grid_journal(path):
 
 
 def test_grid_studies_get_no_optuna_history_or_importance(tmp_path):
-    from reports import figures
+    from bench.reports import figures
 
     figures.style()
     grid_journal(tmp_path / "studies.journal.log")
@@ -558,7 +558,7 @@ def test_single_seed_tables_say_so_and_mark_no_best(runs, report, tmp_path):
 
 
 def test_best_needs_to_beat_the_others_beyond_the_seed_spread():
-    from reports.tables import Cell, Row, rank_columns
+    from bench.reports.tables import Cell, Row, rank_columns
 
     def ranks(*cells):
         rows = [Row([str(i), "2"], [c]) for i, c in enumerate(cells)]
@@ -575,7 +575,7 @@ def test_best_needs_to_beat_the_others_beyond_the_seed_spread():
 
 def offset_runs():
     """An offset-noise grid as `bench ablate offset_noise` stores it: scale x kind x 2 seeds."""
-    from reports.collect import Run
+    from bench.reports.collect import Run
 
     out = []
     for kind in ("per_example", "elementwise"):
@@ -591,7 +591,7 @@ def offset_runs():
 
 
 def test_offset_zero_shared_by_both_kinds_is_one_setting_shown_once():
-    from reports import figures, tables
+    from bench.reports import figures, tables
 
     figures.style()
     table = tables.ablation("offset_noise", "toys", "diffurecsys", offset_runs())
@@ -607,7 +607,7 @@ def test_offset_zero_shared_by_both_kinds_is_one_setting_shown_once():
 
 
 def test_reverse_gif_ranks_agree_with_the_stored_top10(runs):
-    from reports import gifs
+    from bench.reports import gifs
 
     npz = next(runs.glob("runs/synthetic/diffurecsys/*/trajectory.npz"))
     traj = gifs.load_trajectory(npz)
@@ -637,8 +637,8 @@ def test_pdf_pages_are_one_size_and_hold_every_note_line_of_the_markdown_report(
 def test_long_table_notes_flow_onto_continuation_pages(tmp_path):
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from reports import pdf
-    from reports.tables import Cell, Row, Table
+    from bench.reports import pdf
+    from bench.reports.tables import Cell, Row, Table
 
     notes = [f"note {i}: " + " ".join(f"word{i}x{j}" for j in range(40)) for i in range(60)]
     table = Table("t", "a table with many notes", "its caption", ["model"], ["ndcg@10"],
@@ -655,8 +655,8 @@ def test_long_table_notes_flow_onto_continuation_pages(tmp_path):
 
 
 def test_latex_with_the_reports_symbols_compiles_with_pdflatex(tmp_path):
-    from reports import render
-    from reports.tables import Cell, Row, Table
+    from bench.reports import render
+    from bench.reports.tables import Cell, Row, Table
 
     odd = "Δ NDCG@10 − 0.3 ≥ λ × σ → μ ± ε … 95 % — Müller–Zoë · x_t & {s}"
     table = Table("odd", odd, "caption: " + odd, ["point"], ["ndcg@10"],

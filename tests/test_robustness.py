@@ -46,7 +46,7 @@ def test_torn_journal_tail_is_dropped_and_the_study_finishes_without_repeating_t
 
 
 def test_journal_line_appended_onto_a_torn_one_keeps_its_record(tmp_path):
-    from studies.storage import repair_journal
+    from bench.studies.storage import repair_journal
 
     good = [json.dumps({"op_code": 0, "worker_id": "w", "study_name": "s"}),
             json.dumps({"op_code": 4, "worker_id": "w", "study_id": 0})]

@@ -93,7 +93,7 @@ def postgres_url():
     if not url:
         pytest.skip("BENCH_TEST_POSTGRES_URL is not set (.ci/postgres.sh start sets it)")
     import sqlalchemy as sa
-    from studies.storage import database_url
+    from bench.studies.storage import database_url
 
     name = f"bench_{uuid.uuid4().hex[:10]}"                    # a fresh database per test
     engine = sa.create_engine(database_url(url), isolation_level="AUTOCOMMIT")
@@ -109,7 +109,7 @@ def test_two_workers_on_postgresql_complete_a_grid(tmp_path, postgres_url):
     proc = bench_cli("ablate", "pggrid", *TINY, "--grid", "dropout=0.1,0.2,0.3", "--seeds", "2", "--epochs", "1",
                      "--workers", "2", "--out", str(tmp_path), "--storage", postgres_url)
     assert proc.returncode == 0, proc.stderr
-    from studies.storage import database_url
+    from bench.studies.storage import database_url
     study = load_study(tmp_path, database_url(postgres_url))
     assert_each_point_once(tmp_path, study, 6)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
@@ -132,8 +132,8 @@ def test_bench_run_grid_on_a_dask_local_cluster(tmp_path):
 
 def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
     from bench import registry
-    from studies.runner import Target, run_study
-    from studies.tune import TunePlan, save_best
+    from bench.studies.runner import Target, run_study
+    from bench.studies.tune import TunePlan, save_best
 
     base = {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100"}
     target = Target(model="sasrec", dataset="synthetic", out=str(tmp_path), base=base)
@@ -160,11 +160,11 @@ def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
 def test_every_named_ablation_resolves_to_valid_configs():
     from bench import registry
     from bench.registry.runconfig import raw
-    from studies import ablation
+    from bench.studies import ablation
 
     from bench.eval import splits
     from bench.eval.protocol import Protocol
-    from studies.runner import PROTOCOL_POINTS
+    from bench.studies.runner import PROTOCOL_POINTS
 
     for name in ablation.ABLATIONS:
         study = ablation.find(name, None, {})
@@ -186,8 +186,8 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     """bench ablate noisy_target --exclude-seen --max-len 20: every run carries the protocol and the study's
     selection settings; the registered point is marked; the report sets each point against it."""
     from bench.runs import results
-    from reports.collect import collect
-    from reports import tables
+    from bench.reports.collect import collect
+    from bench.reports import tables
 
     out = tmp_path / "out"
     proc = bench_cli("ablate", "noisy_target", "--dataset", "synthetic", "--seeds", "2", "--exclude-seen",
@@ -216,7 +216,7 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     line = next(n for n in table.notes if n.startswith("lambda=0 against registered: NDCG@10 "))
     assert "seen removed (p = " in line and "seen kept" in line and "HR@10" in line
     assert "Budget below the usual peak: 4 of 4 runs ended at their epoch budget (2 epochs)" in table.caption
-    from reports import figures
+    from bench.reports import figures
 
     fig = figures.ablation(study, "synthetic", model, runs)
     ticks = [t.get_text() for t in fig.fig.axes[0].get_xticklabels()]

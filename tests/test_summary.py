@@ -109,7 +109,7 @@ def quiet_optuna():
 
 
 def marked(scores):
-    from studies.grid import table_rows
+    from bench.studies.grid import table_rows
 
     _, rows = table_rows(*grid(scores))
     return [r[0][2:] for r in rows if r[0].startswith("* ")], rows

@@ -261,7 +261,7 @@ def data_prepare(
 # Commands kept beside the package they drive (studies/, reports/, ...). Each module
 # defines `register(app)`, adds its commands there, and imports heavy libraries
 # (optuna, matplotlib) inside the commands so `bench --help` stays fast.
-EXTENSIONS: tuple[str, ...] = ("studies.cli", "reports.cli")
+EXTENSIONS: tuple[str, ...] = ("bench.studies.cli", "bench.reports.cli")
 for _module in EXTENSIONS:
     importlib.import_module(_module).register(app)
 

@@ -32,16 +32,16 @@ from bench.registry.overrides import apply_overrides
 from bench.train.config import TrainConfig
 
 MODELS: dict[str, str] = {
-    "pop": "baselines.pop:MostPop",
-    "sasrec": "baselines.sasrec:SASRec",
-    "bert4rec": "baselines.bert4rec:BERT4Rec",
-    "svae": "baselines.svae:SVAE",
-    "acvae": "baselines.acvae:ACVAE",
-    "diffurec": "models.diffurec:DiffuRec",
-    "diffurecsys": "models.diffurec:DiffuRecSys",
-    "preferdiff": "models.preferdiff:PreferDiff",
-    "diqdiff": "models.diqdiff:DiQDiff",
-    "adrec": "models.adrec:ADRec",
+    "pop": "bench.baselines.pop:MostPop",
+    "sasrec": "bench.baselines.sasrec:SASRec",
+    "bert4rec": "bench.baselines.bert4rec:BERT4Rec",
+    "svae": "bench.baselines.svae:SVAE",
+    "acvae": "bench.baselines.acvae:ACVAE",
+    "diffurec": "bench.models.diffurec:DiffuRec",
+    "diffurecsys": "bench.models.diffurec:DiffuRecSys",
+    "preferdiff": "bench.models.preferdiff:PreferDiff",
+    "diqdiff": "bench.models.diqdiff:DiQDiff",
+    "adrec": "bench.models.adrec:ADRec",
 }
 # The one display name of each model, in the order of every table and figure (the model of
 # study first); unknown models follow, sorted.
