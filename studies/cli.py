@@ -23,15 +23,16 @@ ExcludeSeen = Annotated[bool, typer.Option(
     "--exclude-seen", help="Remove history items from the candidates (selection and the stored test).")]
 
 
-def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
-            data_dir: Path | None, max_len: int = 50, exclude_seen: bool = False, threads: int = 0,
-            log: str = "none", split: str = "leave-one-out", cutoff: float = 0.9, order: str = "chronological"):
+def _base(model: str, dataset: str, out: Path, sets: list[str], epochs: int | None, device: str,
+          data_dir: Path | None, max_len: int = 50, exclude_seen: bool = False, threads: int = 0,
+          log: str = "none", split: str = "leave-one-out", cutoff: float = 0.9, order: str = "chronological"):
+    """The run every trial of a study starts from (a RunSpec at seed 0), every option checked before any work."""
     from bench.train import tblog
 
     from bench import data, registry
     from bench.eval.protocol import Protocol
     from bench.registry.overrides import parse_sets
-    from bench.studies.runner import Target
+    from bench.runs import spec as runspec
 
     output_dir(out)
     registry.model_class(model)
@@ -42,7 +43,6 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
         if epochs < 1:
             raise BenchError("--epochs must be at least 1")
         base.setdefault("epochs", str(epochs))
-    registry.resolve(model, {model: base}, dataset, max_len)     # a bad --set fails here, before any work
     from bench.cli.commands import announce
 
     from bench.eval import splits
@@ -50,9 +50,10 @@ def _target(model: str, dataset: str, out: Path, sets: list[str], epochs: int | 
     tblog.check(log)
     splits.check(split, order, cutoff)
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen, split=split, order=order, cutoff=cutoff)
+    resolved = runspec.resolve(model, dataset, protocol, base)     # a bad --set fails here, before any work
     announce(data.resolve(dataset, data_dir, fetch_missing=True), protocol)
-    return Target(model=model, dataset=dataset, out=str(out), base=base, device=device, threads=threads, log=log,
-                  data_dir=str(data_dir) if data_dir else None, protocol=protocol)
+    return runspec.RunSpec(model=resolved, data=runspec.DataRef.of(dataset, data_dir), protocol=protocol, seed=0,
+                           sets=base, out=str(out), device=device, threads=threads, log=log)
 
 
 def _storage(storage: str | None, out: Path, study_id: str) -> str:
@@ -74,12 +75,8 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def show_grid_plan(plan, workers: int, dry_run: bool, threads: str = "") -> None:
     """The plan table of a grid study: each point x seed, finished, resumable or new, with estimates."""
     from bench.cli.commands import show_plan
-    from bench.runs.run import RunRequest
-    t = plan.target
-    requests = [RunRequest(model=t.model, dataset=t.dataset, seed=s, out=t.out, protocol=t.protocol_at(p),
-                           overrides=t.overrides(p), device=t.device, data_dir=t.data_dir, threads=t.threads)
-                for p in plan.points for s in plan.seeds]
-    show_plan(requests, workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers",
+
+    show_plan(plan.runs(), workers, dry_run, labels=[lab for lab in plan.labels for _ in plan.seeds], jobs_flag="--workers",
               threads=threads)
 
 
@@ -98,15 +95,15 @@ def ablate_command(name, dataset, model, seeds, epochs, grid, sets, storage, wor
     if storage:
         check_storage(storage)          # before the plan's timing
     each, why = per_process(threads, workers)
-    target = _target(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen, each, log,
-                     split, cutoff, order)
-    plan = grids.GridPlan.of(study, target, parse_seeds(seeds))
+    base = _base(study.model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen, each, log,
+              split, cutoff, order)
+    plan = grids.GridPlan.of(study, base, parse_seeds(seeds))
     show_grid_plan(plan, workers, dry_run, why)
     if dry_run:
         return
     url = _storage(storage, out, plan.study_id)
     finished = runner.run_study(plan, url, workers)
-    rescore(study, plan, device, str(data_dir) if data_dir else None)
+    rescore(study, plan, device)
     header, rows = grids.table_rows(plan, finished)
     _print_table(f"{plan.name} on {dataset} ({study.model}), percent, mean ± std over seeds; "
                  f"* = best validation NDCG@10", header, rows)
@@ -126,9 +123,9 @@ def tune_command(model, dataset, trials, epochs, objectives, pruner, seed, sets,
         raise BenchError(f"unknown --pruner '{pruner}'; choose from {', '.join(tuning.PRUNERS)}")
     if storage:
         check_storage(storage)
-    target = _target(model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen,
-                     per_process(threads, workers)[0], log, split, cutoff, order)
-    plan = tuning.TunePlan.of(target, trials, tuning.parse_objectives(objectives), pruner, seed)
+    base = _base(model, dataset, out, sets, epochs, device, data_dir, max_len, exclude_seen,
+              per_process(threads, workers)[0], log, split, cutoff, order)
+    plan = tuning.TunePlan.of(base, trials, tuning.parse_objectives(objectives), pruner, seed)
     url = _storage(storage, out, plan.study_id)
     study = runner.run_study(plan, url, workers)
     every = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)

@@ -18,13 +18,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from bench import registry
 from bench.registry.runconfig import raw
 from bench.runs.fields import identity
 from bench.runs import results as store
 from bench.train.config import SELECT_METRIC
 from bench.studies.ablation import Ablation, label
-from bench.studies.runner import DuplicatePoint, Target, run_trial
+from bench.runs.spec import RunSpec
+from bench.studies.runner import PROTOCOL_POINTS, DuplicatePoint, run_trial
 
 TABLE_METRICS = (("valid", "ndcg@10"), ("valid", "hr@10"), ("test", "ndcg@10"), ("test", "hr@10"))
 
@@ -37,28 +37,36 @@ def digest(settings: Any) -> str:
 class GridPlan:
     name: str
     study_id: str
-    target: Target
+    base: RunSpec                           # the registered point under the study's settings and --set
     points: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...]
     names: tuple[str, ...] = ()
     registered: str | None = None           # the point that resolves to the model's registered settings
+    specs: tuple[RunSpec, ...] = ()         # each point's run (seed 0), resolved once when the plan is made
 
     @classmethod
-    def of(cls, ablation: Ablation, target: Target, seeds: list[int]) -> "GridPlan":
+    def of(cls, ablation: Ablation, base: RunSpec, seeds: list[int]) -> "GridPlan":
         # the study's selection settings, under the command line's --set values
-        target = dataclasses.replace(target, base={**{k: raw(v) for k, v in ablation.fixed.items()}, **target.base})
-        def resolved(point):
-            spec = registry.resolve(target.model, target.overrides(point), dataset_name(target.dataset),
-                                    target.protocol.max_len)
-            return spec.config, spec.train
-        # each point with the --set values: a bad mix fails before any work
-        configs = [resolved(point) for point in ablation.points]
+        base = dataclasses.replace(base, sets={**ablation.fixed, **base.sets}).at({})
+        # each point resolved with the --set values: a bad mix fails before any work
+        specs = tuple(base.at(point, PROTOCOL_POINTS) for point in ablation.points)
         names = ablation.names or tuple(label(p) for p in ablation.points)
-        registered = next((n for n, c in zip(names, configs) if c == resolved({})), None)
-        settings = {"points": ablation.points, "seeds": seeds, "model": target.model, "base": target.base,
-                    "protocol": identity(target.protocol.to_dict()), "dataset": target.dataset}
-        sid = f"{ablation.name}-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
-        return cls(ablation.name, sid, target, ablation.points, tuple(seeds), ablation.names, registered)
+        same = lambda s: (s.model.config, s.model.train, s.protocol) == (base.model.config, base.model.train,
+                                                                         base.protocol)
+        registered = next((n for n, s in zip(names, specs) if same(s)), None)
+        settings = {"points": ablation.points, "seeds": seeds, "model": base.name,
+                    "base": {k: raw(v) for k, v in base.sets.items()},
+                    "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name}
+        sid = f"{ablation.name}-{base.data.stem}-{base.name}-{digest(settings)}"
+        return cls(ablation.name, sid, base, ablation.points, tuple(seeds), ablation.names, registered, specs)
+
+    def executed(self, **fields) -> "GridPlan":
+        return dataclasses.replace(self, base=self.base.with_(**fields),
+                                   specs=tuple(s.with_(**fields) for s in self.specs))
+
+    def runs(self) -> list[RunSpec]:
+        """Every run of the grid, point by point, each at every seed."""
+        return [s.with_(seed=seed) for s in self.specs for seed in self.seeds]
 
     @property
     def labels(self) -> list[str]:
@@ -95,13 +103,11 @@ class GridPlan:
         if owner != trial.number:
             trial.set_user_attr("duplicate_of", owner)
             raise DuplicatePoint(f"trial {owner} holds {name}, seed {seed}")
-        params = self.points[self.labels.index(name)]
-        point = {"point": name, "point_index": self.labels.index(name), "registered": name == self.registered}
-        return run_trial(self, trial, params, seed, prune=False, point=point)["valid"][SELECT_METRIC]
+        i = self.labels.index(name)
+        point = {"point": name, "point_index": i, "registered": name == self.registered}
+        return run_trial(self, trial, self.specs[i].with_(seed=seed), self.points[i], prune=False,
+                         point=point)["valid"][SELECT_METRIC]
 
-
-def dataset_name(spec: str) -> str:
-    return Path(spec).stem
 
 
 def mean_std(values: list[float]) -> str:

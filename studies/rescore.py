@@ -27,14 +27,13 @@ def key(run_id: str, changes: dict) -> str:
     return json.dumps([run_id, changes], sort_keys=True, default=str)
 
 
-def rescore(ablation: Ablation, plan, device: str = "auto", data_dir: str | None = None) -> int:
+def rescore(ablation: Ablation, plan, device: str = "auto") -> int:
     """Run every re-scoring of the study not yet in evals.jsonl; returns how many ran."""
     if ablation.rescore is None:
         return 0
-    from bench import data
     from bench.eval.reeval import reevaluate
 
-    out = Path(plan.target.out)
+    out = Path(plan.base.out)
     done = {key(e["run_id"], e.get("changes", {})) for e in results.read(out, results.EVALS) if e.get("rescore")}
     ds, count = None, 0
     for record in study_records(out, plan.study_id):
@@ -42,7 +41,7 @@ def rescore(ablation: Ablation, plan, device: str = "auto", data_dir: str | None
         for i, (name, changes) in enumerate(ablation.rescore(point, bool(record.get("registered")))):
             if key(record["run_id"], changes) in done:
                 continue
-            ds = ds or data.resolve(plan.target.dataset, data_dir)
+            ds = ds or plan.base.data.load()
             try:
                 entry = reevaluate(out, record, ds, {k: raw(v) for k, v in changes.items()}, device, splits=("test",),
                                    tags={"study": plan.name, "study_id": plan.study_id, "point": record.get("point"),

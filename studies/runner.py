@@ -8,12 +8,10 @@ results.jsonl with "study", "study_id", "trial" and "params".
 """
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol as Interface
 
@@ -23,9 +21,8 @@ from rich.console import Console
 
 from bench.runs import results
 from bench.errors import BenchError
-from bench.eval.protocol import Protocol
-from bench.registry.runconfig import raw
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import RunSpec
 from bench.train.config import SELECT_METRIC
 from bench.studies import storage as st
 
@@ -37,32 +34,12 @@ err = Console(stderr=True, highlight=False, **({} if sys.stderr.isatty() else {"
 PROTOCOL_POINTS = ("split", "order", "cutoff")
 
 
-@dataclass(frozen=True)
-class Target:
-    """What every trial of a study trains, before the trial's own parameters."""
-    model: str
-    dataset: str
-    out: str
-    base: dict[str, str] = field(default_factory=dict)      # --set / --epochs values for the model
-    protocol: Protocol = Protocol()
-    device: str = "auto"
-    data_dir: str | None = None
-    threads: int = 0
-    log: str = "none"           # live curves (bench.train.tblog)
-
-    def overrides(self, params: dict[str, Any]) -> dict[str, dict[str, str]]:
-        """The model's --set values at a point (its protocol fields aside)."""
-        return {self.model: {**self.base, **{k: raw(v) for k, v in params.items() if k not in PROTOCOL_POINTS}}}
-
-    def protocol_at(self, params: dict[str, Any]) -> Protocol:
-        """The protocol at a point: a study may vary the split or the order of histories (`shuffled`)."""
-        return dataclasses.replace(self.protocol, **{k: v for k, v in params.items() if k in PROTOCOL_POINTS})
-
-
 class Plan(Interface):
     name: str           # the study's name, e.g. "offset_noise"
     study_id: str       # its name in the storage: name, dataset, model and a digest of the settings
-    target: Target
+    base: RunSpec       # the run every trial starts from: model, data, protocol, --set values, where it runs
+
+    def executed(self, **fields) -> "Plan": ...     # the plan with execution fields (threads) set in its specs
 
     def create(self, storage) -> optuna.Study: ...
     def load(self, storage, worker: int) -> optuna.Study: ...
@@ -74,26 +51,22 @@ class DuplicatePoint(Exception):
     """Raised when a grid point already belongs to another trial (a race at the end of a grid)."""
 
 
-def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], seed: int, prune: bool,
+def run_trial(plan: Plan, trial: optuna.Trial, spec: RunSpec, params: dict[str, Any], prune: bool,
               point: dict[str, Any] | None = None) -> dict:
-    """Train and evaluate one trial through `run_one`; returns its results record, tagged with the
-    grid point (`point`: its name, its index in the grid and whether it is the registered setting)."""
-    target = plan.target
+    """Train and evaluate one trial (`spec`: the point's run at the trial's seed) through `run_one`;
+    returns its results record, tagged with the trial's `params` and the grid point (`point`: its
+    name, its index in the grid and whether it is the registered setting)."""
     tags = {"study": plan.name, "study_id": plan.study_id, "trial": trial.number, "params": params, **(point or {})}
-    req = RunRequest(model=target.model, dataset=target.dataset, seed=seed, out=target.out,
-                     protocol=target.protocol_at(params), overrides=target.overrides(params), device=target.device,
-                     data_dir=target.data_dir, threads=target.threads, tags=tags, log=target.log,
-                     on_eval=pruning_callback(trial) if prune else None)
-    record = run_one(req)
+    record = run_one(spec.with_(tags=tags, on_eval=pruning_callback(trial) if prune else None))
     if record.get("skipped") and any(record.get(k) != v for k, v in tags.items() if k != "trial"):
         # a run finished before (by `bench run` or another study): tag a copy for this study
         record = {**{k: v for k, v in record.items() if k != "skipped"}, **tags, "reused": True}
-        results.append(Path(target.out), record)
+        results.append(Path(spec.out), record)
     # the metrics live in the storage too, so a study shared by many machines has one table
     for key in ("run_id", "valid", "test", "train_seconds", "seed", "diverged"):
         if key in record:
             trial.set_user_attr(key, record[key])
-    err.print(f"[{plan.name}] trial {trial.number} {params} seed {seed}: "
+    err.print(f"[{plan.name}] trial {trial.number} {params} seed {spec.seed}: "
               f"valid {SELECT_METRIC} {100 * record['valid'][SELECT_METRIC]:.2f}%"
               + (" (already finished)" if record.get("skipped") or record.get("reused") else ""))
     return record
@@ -155,8 +128,7 @@ def run_study(plan: Plan, url: str, workers: int = 1) -> optuna.Study:
     if workers <= 1:
         work(plan, url)
         return study
-    threads = plan.target.threads or max(1, (os.cpu_count() or 1) // workers)
-    plan = dataclasses.replace(plan, target=dataclasses.replace(plan.target, threads=threads))
+    plan = plan.executed(threads=plan.base.threads or max(1, (os.cpu_count() or 1) // workers))
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=work, args=(plan, url, i), daemon=True) for i in range(workers)]
     for p in procs:

@@ -8,6 +8,8 @@ front. Pruning is for a single objective: Optuna has none for several.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,9 @@ from bench.registry import runconfig
 from bench.errors import BenchError
 from bench.runs.fields import identity
 from bench.train.config import SELECT_METRIC
-from bench.studies.grid import dataset_name, digest
-from bench.studies.runner import Target, run_trial
+from bench.studies.grid import digest
+from bench.runs.spec import RunSpec
+from bench.studies.runner import run_trial
 from bench.studies.spaces import SPACES
 
 OBJECTIVES = {"ndcg": "maximize", "latency": "minimize"}
@@ -53,17 +56,16 @@ def suggest(trial: optuna.Trial, name: str, spec: Any) -> Any:
     return trial.suggest_float(name, float(low), float(high), log=scale == ["log"])
 
 
-def defaults(target: Target, space: dict[str, Any]) -> dict[str, Any]:
+def defaults(base: RunSpec, space: dict[str, Any]) -> dict[str, Any]:
     """The model's own values (after --set) of the searched fields: the first trial."""
-    spec = registry.resolve(target.model, {target.model: target.base}, target.dataset, target.protocol.max_len)
-    return {k: getattr(spec.config if hasattr(spec.config, k) else spec.train, k) for k in space}
+    return {k: getattr(base.model.config if hasattr(base.model.config, k) else base.model.train, k) for k in space}
 
 
 @dataclass(frozen=True)
 class TunePlan:
     name: str
     study_id: str
-    target: Target
+    base: RunSpec               # the run at the model's settings under --set; a trial sets the searched fields
     space: dict[str, Any]
     trials: int
     objectives: tuple[str, ...] = ("ndcg",)
@@ -72,22 +74,24 @@ class TunePlan:
     first: tuple[dict[str, Any], ...] = ()      # enqueued before TPE: the defaults, then any given
 
     @classmethod
-    def of(cls, target: Target, trials: int, objectives=("ndcg",), pruner="median", seed=0,
+    def of(cls, base: RunSpec, trials: int, objectives=("ndcg",), pruner="median", seed=0,
            space: dict[str, Any] | None = None, extra: tuple[dict[str, Any], ...] = ()) -> "TunePlan":
-        space = {k: v for k, v in (space or search_space(target.model)).items() if k not in target.base}
+        space = {k: v for k, v in (space or search_space(base.name)).items() if k not in base.sets}
         if not space:
             raise BenchError("every searched field is fixed by --set; nothing is left to tune")
         settings = {"space": space, "objectives": objectives, "pruner": pruner, "seed": seed,
-                    "model": target.model, "base": target.base, "protocol": identity(target.protocol.to_dict()),
-                    "dataset": target.dataset, "extra": extra}
-        sid = f"tune-{dataset_name(target.dataset)}-{target.model}-{digest(settings)}"
-        return cls("tune", sid, target, space, trials, tuple(objectives), pruner, seed,
-                   (defaults(target, space), *extra))
+                    "model": base.name, "base": {k: runconfig.raw(v) for k, v in base.sets.items()},
+                    "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name, "extra": extra}
+        sid = f"tune-{base.data.stem}-{base.name}-{digest(settings)}"
+        return cls("tune", sid, base.with_(seed=seed), space, trials, tuple(objectives), pruner, seed,
+                   (defaults(base, space), *extra))
+
+    def executed(self, **fields) -> "TunePlan":
+        return dataclasses.replace(self, base=self.base.with_(**fields))
 
     @property
     def epochs(self) -> int:
-        return registry.resolve(self.target.model, {self.target.model: self.target.base},
-                                self.target.dataset, self.target.protocol.max_len).train.epochs
+        return self.base.model.train.epochs
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner == "none" or len(self.objectives) > 1:
@@ -127,7 +131,7 @@ class TunePlan:
     def objective(self, trial: optuna.Trial):
         params = {name: suggest(trial, name, spec) for name, spec in self.space.items()}
         prune = len(self.objectives) == 1 and self.pruner != "none"
-        record = run_trial(self, trial, params, self.seed, prune=prune)
+        record = run_trial(self, trial, self.base.at(params), params, prune=prune)
         values = {"ndcg": record["valid"][SELECT_METRIC], "latency": latency_ms(record)}
         return tuple(values[o] for o in self.objectives) if len(self.objectives) > 1 else values["ndcg"]
 
@@ -154,10 +158,10 @@ def best_trials(plan: TunePlan, study: optuna.Study) -> list[FrozenTrial]:
 def save_best(plan: TunePlan, study: optuna.Study, path: Path) -> FrozenTrial:
     """best.json for `bench run --config`: the base values plus the best trial's (highest NDCG on a front)."""
     best = best_trials(plan, study)[0]
-    values = {**plan.target.base, **best.params}
-    info = {"study": plan.study_id, "trial": best.number, "dataset": plan.target.dataset,
+    values = {**plan.base.sets, **best.params}
+    info = {"study": plan.study_id, "trial": best.number, "dataset": plan.base.data.name,
             "objectives": dict(zip(plan.objectives, best.values)), "seed": plan.seed}
-    runconfig.save(path, plan.target.model, values, **info)
+    runconfig.save(path, plan.base.name, values, **info)
     return best
 
 

@@ -17,10 +17,10 @@ def run(out: Path, model: str, seed: int, overrides: dict, tags: dict | None = N
     """One real run through the harness, its results line tagged as `bench ablate` tags a trial's:
     a new run's line carries the tags, a run finished before gets a tagged copy of its line."""
     from bench.runs import results
-    from bench.runs.run import RunRequest, run_one
+    from bench.runs.run import run_one
+    from bench.runs.spec import build
 
-    req = RunRequest(model=model, dataset="synthetic", seed=seed, out=str(out), overrides={model: overrides})
-    record = run_one(req)
+    record = run_one(build(model, "synthetic", seed=seed, out=str(out), sets=overrides))
     if not tags:
         return record
     if not record.get("skipped"):

@@ -199,10 +199,11 @@ def test_trajectory_ends_where_scoring_does():
 def test_run_writes_the_trajectory_file(tmp_path):
     import numpy as np
 
-    from bench.runs.run import RunRequest, run_one
+    from bench.runs.run import run_one
+    from bench.runs.spec import build
 
     sets = {"diffurec": {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "4", "epochs": "1"}}
-    record = run_one(RunRequest(model="diffurec", dataset="synthetic", seed=0, out=str(tmp_path), overrides=sets))
+    record = run_one(build("diffurec", "synthetic", seed=0, out=str(tmp_path), sets=sets["diffurec"]))
     run_dir = tmp_path / record["history"].rsplit("/", 1)[0]
     z = np.load(run_dir / "trajectory.npz")
     assert z["x"].shape == (5, 8, 16) and z["item_emb"].shape == (201, 16)
@@ -218,7 +219,8 @@ def test_validation_can_use_fewer_reverse_steps_than_test(tmp_path):
     """`valid_inference_steps` changes the scores used for model selection only."""
     from bench.eval import reeval
     from bench.data import synthetic
-    from bench.runs.run import RunRequest, run_one
+    from bench.runs.run import run_one
+    from bench.runs.spec import build
 
     cheap, one_step, full = small(valid_inference_steps=1), small(inference_steps=1), small()
     batch = {"history": HIST}
@@ -230,8 +232,7 @@ def test_validation_can_use_fewer_reverse_steps_than_test(tmp_path):
 
     sets = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "2", "eval_every": "1",
             "valid_inference_steps": "1"}
-    record = run_one(RunRequest(model="diffurec", dataset="synthetic", seed=0, out=str(tmp_path),
-                                overrides={"diffurec": sets}))
+    record = run_one(build("diffurec", "synthetic", seed=0, out=str(tmp_path), sets=sets))
     # the stored validation figures are the one-step ones; test ran all 8 steps
     again = reeval.reevaluate(tmp_path, record, synthetic(), {"inference_steps": "1"}, splits=("valid",))
     assert again["valid"] == record["valid"]

@@ -18,7 +18,8 @@ import torch
 from bench.data import synthetic
 from bench.errors import BenchError
 from bench.runs import results
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import build
 from tests.conftest import ROOT, bench_cli
 
 TINY = {"sasrec": {"hidden": "16", "blocks": "1", "epochs": "2", "eval_every": "1"}}
@@ -30,7 +31,7 @@ TINY_SETS = ["--set", "sasrec.hidden=16", "--set", "sasrec.blocks=1", "--set", "
 def finished(tmp_path_factory) -> tuple[Path, dict]:
     """A results folder with one small finished SASRec run on synthetic."""
     out = tmp_path_factory.mktemp("finished") / "runs"
-    return out, run_one(RunRequest(model="sasrec", dataset="synthetic", seed=0, out=str(out), overrides=TINY))
+    return out, run_one(build("sasrec", "synthetic", seed=0, out=str(out), sets=TINY["sasrec"]))
 
 
 def copy_of(finished, tmp_path: Path) -> tuple[Path, dict]:
@@ -299,7 +300,7 @@ def test_item10_an_experiment_file_with_too_many_seeds_is_refused_in_one_line(tm
 def test_item11_two_exports_into_one_folder_at_once_copy_each_line_once(finished, tmp_path):
     out, _ = copy_of(finished, tmp_path)
     for seed in (1, 2):
-        run_one(RunRequest(model="pop", dataset="synthetic", seed=seed, out=str(out)))
+        run_one(build("pop", "synthetic", seed=seed, out=str(out)))
     dest = tmp_path / "shared"
     args = [sys.executable, "-m", "bench.cli", "export", str(out), "--to", str(dest)]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]

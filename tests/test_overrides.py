@@ -65,10 +65,10 @@ def test_a_preset_run_is_the_run_with_the_same_values_set():
 
 
 def test_bench_run_trains_with_the_datasets_preset(tmp_path, monkeypatch):
-    from bench.runs.run import RunRequest, run_one
+    from bench.runs.run import run_one
+    from bench.runs.spec import build
     cls = registry.model_class("sasrec")
     monkeypatch.setattr(cls, "dataset_presets", {"synthetic": {"hidden": "16", "epochs": "1"}}, raising=False)
-    record = run_one(RunRequest(model="sasrec", dataset="synthetic", seed=0, out=str(tmp_path),
-                                overrides={"sasrec": {"heads": "1"}}))
+    record = run_one(build("sasrec", "synthetic", seed=0, out=str(tmp_path), sets={"heads": "1"}))
     assert record["config"]["hidden"] == 16 and record["config"]["heads"] == 1
     assert record["train"]["epochs"] == 1 and record["epochs_run"] == 1

@@ -5,14 +5,15 @@ import sys
 import pytest
 
 from bench.runs import plan, results
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import build
 from tests.conftest import bench_cli
 
 SETS = {"sasrec": {"hidden": "16", "blocks": "1", "epochs": "6", "eval_every": "1", "patience": "100"}}
 
 
 def request(out, seed=0, **kw):
-    return RunRequest(model="sasrec", dataset="synthetic", seed=seed, out=str(out), overrides=SETS, **kw)
+    return build("sasrec", "synthetic", seed=seed, out=str(out), sets=SETS["sasrec"], **kw)
 
 
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
@@ -94,8 +95,7 @@ DIFF = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "in
 
 
 def diffusion_request(out, seed=0, **fields):
-    return RunRequest(model="diffurecsys", dataset="synthetic", seed=seed, out=str(out),
-                      overrides={"diffurecsys": {**DIFF, **fields}})
+    return build("diffurecsys", "synthetic", seed=seed, out=str(out), sets={**DIFF, **fields})
 
 
 def test_each_shape_is_counted_once_at_a_rate_timed_once_and_validation_scales_with_reverse_steps(

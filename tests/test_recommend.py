@@ -8,7 +8,8 @@ import pytest
 from bench.data import synthetic
 from bench.eval.protocol import eval_split, score_batches
 from bench.eval.reeval import load_best
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import build
 from bench.train.loop import autocast
 from tests.conftest import bench_cli
 
@@ -19,14 +20,14 @@ TINY = {"sasrec": {"hidden": "16", "blocks": "1", "epochs": "12", "eval_every": 
 @pytest.fixture(scope="module", params=["sasrec", "diffurec"])
 def finished(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param)
-    record = run_one(RunRequest(model=request.param, dataset="synthetic", seed=0, out=str(out), overrides=TINY))
+    record = run_one(build(request.param, "synthetic", seed=0, out=str(out), sets=TINY[request.param]))
     return out, record
 
 
 @pytest.fixture(scope="module")
 def sasrec_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli")
-    return out, run_one(RunRequest(model="sasrec", dataset="synthetic", seed=0, out=str(out), overrides=TINY))
+    return out, run_one(build("sasrec", "synthetic", seed=0, out=str(out), sets=TINY["sasrec"]))
 
 
 def read_rows(path: Path) -> list[dict]:

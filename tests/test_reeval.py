@@ -7,7 +7,8 @@ from bench.eval import reeval
 from bench.runs import results
 from bench.data import synthetic
 from bench.errors import BenchError
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import build
 from tests.conftest import bench_cli
 
 DIFFUREC = {"hidden": "16", "blocks": "1", "heads": "2", "diffusion_steps": "8", "epochs": "3", "eval_every": "1"}
@@ -18,7 +19,7 @@ SASREC = {"hidden": "16", "epochs": "3", "eval_every": "1"}
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("reeval") / "runs"
     for model, overrides in (("diffurec", DIFFUREC), ("sasrec", SASREC)):
-        run_one(RunRequest(model=model, dataset="synthetic", seed=0, out=str(out), overrides={model: overrides}))
+        run_one(build(model, "synthetic", seed=0, out=str(out), sets=overrides))
     return out
 
 

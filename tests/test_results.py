@@ -178,11 +178,13 @@ def test_a_run_another_process_trains_is_deferred_then_waited_for(tmp_path):
     from bench.runs.grid import run_grid
     from bench.runs.identity import dataset_fingerprint, run_id
     from bench.runs.locks import Busy, lock_path
-    from bench.runs.run import RunRequest, run_one
+    from bench.runs.run import run_one
+    from bench.runs.spec import build
 
-    reqs = [RunRequest(model="pop", dataset="synthetic", seed=s, out=str(tmp_path)) for s in (0, 1)]
+    reqs = [build("pop", "synthetic", seed=s, out=str(tmp_path)) for s in (0, 1)]
     rids = [run_id(registry.resolve("pop", {}, "synthetic"), dataset_fingerprint("synthetic", None), r.seed, r.protocol)
             for r in reqs]
+    assert [r.run_id for r in reqs] == rids         # the spec names the run as the protocol identity does
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_path(tmp_path, rids[0])),
                                str(tmp_path / results.RESULTS), rids[1]], stdout=subprocess.PIPE, text=True)
     try:

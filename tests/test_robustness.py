@@ -7,7 +7,8 @@ import pytest
 
 from bench.runs import results
 from bench.errors import BenchError
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import RunSpec, build
 from tests.conftest import bench_cli
 
 GRID = ["ablate", "torn", "--dataset", "synthetic", "--model", "sasrec", "--set", "sasrec.hidden=8",
@@ -67,9 +68,9 @@ def stop_at(epoch):
     return on_eval
 
 
-def request(out: Path, **kw) -> RunRequest:
-    overrides = {"sasrec": {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100"}}
-    return RunRequest(model="sasrec", dataset="synthetic", seed=0, out=str(out), overrides=overrides, **kw)
+def request(out: Path, **kw) -> RunSpec:
+    sets = {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100"}
+    return build("sasrec", "synthetic", seed=0, out=str(out), sets=sets, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -132,11 +132,12 @@ def test_bench_run_grid_on_a_dask_local_cluster(tmp_path):
 
 def test_pruning_stops_a_hopeless_trial_and_best_json_reruns_the_best(tmp_path):
     from bench import registry
-    from bench.studies.runner import Target, run_study
+    from bench.runs.spec import build
+    from bench.studies.runner import run_study
     from bench.studies.tune import TunePlan, save_best
 
     base = {"hidden": "16", "blocks": "1", "epochs": "4", "eval_every": "1", "patience": "100"}
-    target = Target(model="sasrec", dataset="synthetic", out=str(tmp_path), base=base)
+    target = build("sasrec", "synthetic", out=str(tmp_path), sets=base)
     hopeless = {"lr": 1e-9}                                    # learns nothing in 4 epochs
     plan = TunePlan.of(target, trials=4, space={"lr": (1e-9, 2e-2, "log")},
                        extra=({"lr": 0.01}, {"lr": 0.001}, hopeless))

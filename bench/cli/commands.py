@@ -5,7 +5,6 @@ Each is what its Typer command in main.py calls with the parsed options, so it c
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -79,10 +78,10 @@ def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exc
                  config=None, experiment=None, threads=0, log="none", split="leave-one-out", cutoff=0.9,
                  order="chronological", progress="lines", local=True, quiet=False):
     """The runs of `bench run`'s options (or of the Python API, bench.api.run), every option checked
-    before any work: (requests, jobs, what set the threads, the experiment or None, out)."""
+    before any work: (RunSpecs, jobs, what set the threads, the experiment or None, out)."""
     from bench import data, registry
     from bench.registry import runconfig
-    from bench.runs.run import RunRequest
+    from bench.runs import spec as runspec
     from bench.registry.overrides import parse_sets
     from bench.eval.protocol import Protocol
 
@@ -119,21 +118,20 @@ def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exc
             overrides.setdefault(name, {}).setdefault("epochs", str(epochs))
     if saved:
         saved.merge_into(overrides, names)          # --set and --epochs win over the file
-    for dataset in datasets:
-        for name in names:
-            registry.resolve(name, overrides, dataset, max_len)     # validate every override before any work
-    directory = str(data_dir) if data_dir else None
     protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen, split=split, order=order, cutoff=cutoff)
+    # each model's settings resolved and checked once per dataset, before any data is read
+    resolved = {(d, m): runspec.resolve(m, d, protocol, overrides.get(m, {})) for d in datasets for m in names}
     for dataset in datasets:
         ds = data.resolve(dataset, data_dir, fetch_missing=True)
         if quiet:
             splits.for_protocol(ds, protocol)       # a split the dataset cannot give fails here, as below
         else:
             announce(ds, protocol)
-    requests = [RunRequest(model=m, dataset=dataset, seed=s, out=str(out), protocol=protocol,
-                          overrides=overrides, device=device, data_dir=directory, force=force,
-                          progress=progress, tags=e.tags() if e else {}, log=log)
-                for dataset in datasets for m in names for s in seed_list]
+    refs = {d: runspec.DataRef.of(d, data_dir) for d in datasets}
+    requests = [runspec.RunSpec(model=resolved[d, m], data=refs[d], protocol=protocol, seed=s,
+                                sets=overrides.get(m, {}), out=str(out), device=device, force=force,
+                                progress=progress, tags=e.tags() if e else {}, log=log)
+                for d in datasets for m in names for s in seed_list]
     capped = min(jobs, len(requests), os.cpu_count() or 1)
     if capped < jobs and local:
         if not quiet:
@@ -141,7 +139,7 @@ def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exc
         jobs = capped
     if local or threads:       # a Dask worker on another machine shares its own cores
         each, why = thread_counts.per_process(threads, jobs)
-        requests = [dataclasses.replace(r, threads=each) for r in requests]
+        requests = [r.with_(threads=each) for r in requests]
     else:
         why = "each Dask worker's own (--threads N to choose)"
     return requests, jobs, why, e, out

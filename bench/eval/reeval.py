@@ -27,10 +27,10 @@ from bench.runs import results
 from bench.train.checkpoint import Damaged, try_load
 from bench.errors import BenchError
 from bench.registry.overrides import apply_overrides
-from bench.eval.protocol import Protocol, eval_split, mean_metrics, metrics_from_ranks, rank_split_seen
+from bench.eval.protocol import eval_split, mean_metrics, metrics_from_ranks, rank_split_seen
 from bench.runs.artifacts import write_per_user
 from bench.runs.identity import dataset_fingerprint, git_revision
-from bench.train.config import TrainConfig
+from bench.runs.spec import from_record
 from bench.train.loop import autocast, resolve_device
 
 EVALS = results.EVALS
@@ -80,18 +80,14 @@ def load_best(out: Path, record: dict, ds: data.Dataset, values: dict[str, str] 
     name = record["model"]
     values = values or {}
     check_overrides(name, values)
-    cls = registry.model_class(name)
-    stored_cfg = cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()})
-    config, train = apply_overrides(name, stored_cfg, TrainConfig(**record["train"]), values)
-    proto = dict(record["protocol"], ks=tuple(record["protocol"]["ks"]))
-    if exclude_seen is not None:
-        proto["exclude_seen"] = exclude_seen
-    protocol = Protocol(**proto)
+    spec = from_record(record, out)
+    config, train = apply_overrides(name, spec.model.config, spec.model.train, values)
+    protocol = spec.protocol if exclude_seen is None else dataclasses.replace(spec.protocol, exclude_seen=exclude_seen)
     best = results.inside(out, record.get("history"), "history").parent / "best.pt"
     if not best.exists():
         raise BenchError(f"run {record['run_id']} has no best checkpoint at {best}")
     dev = resolve_device(device)
-    model = cls(config, ds.n_items)
+    model = spec.model.cls(config, ds.n_items)
     try:
         state = try_load(best)
         if not isinstance(state, dict):

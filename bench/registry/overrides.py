@@ -28,8 +28,11 @@ def parse_sets(items: list[str], models: list[str]) -> dict[str, dict[str, str]]
     return out
 
 
-def coerce(raw: str, tp: Any, where: str) -> Any:
-    """Turn a command-line string into a value of the annotated type."""
+def coerce(raw: Any, tp: Any, where: str) -> Any:
+    """Turn a command-line string into a value of the annotated type; a value that is not a string (a
+    study's point, a Python API call) is checked against the type and kept as it is."""
+    if not isinstance(raw, str):
+        return checked(raw, tp, where)
     origin = typing.get_origin(tp)
     if origin is Literal:
         choices = typing.get_args(tp)
@@ -55,7 +58,29 @@ def coerce(raw: str, tp: Any, where: str) -> Any:
     raise BenchError(f"{where}: fields of type {tp} cannot be set from the command line")
 
 
-def apply_overrides(model: str, config: Any, train: Any, values: dict[str, str]) -> tuple[Any, Any]:
+def checked(value: Any, tp: Any, where: str) -> Any:
+    """A typed value of the annotated type (an int where a float is asked is taken as that float)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        ok = value in typing.get_args(tp)
+    elif origin is tuple:
+        return tuple(checked(v, typing.get_args(tp)[0], where) for v in value) if isinstance(value, (tuple, list)) \
+            else checked(value, None, where)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = tp is not None and isinstance(value, tp)
+    if not ok:
+        raise BenchError(f"{where}: {value!r} is not a value of type {getattr(tp, '__name__', tp)}")
+    return value
+
+
+def apply_overrides(model: str, config: Any, train: Any, values: dict[str, Any]) -> tuple[Any, Any]:
+    """The config and training config with `values` ({field: a raw string or a typed value}) applied,
+    each checked against its field's type and range, then each config's own cross-field checks."""
     hints = {id(config): typing.get_type_hints(type(config)), id(train): typing.get_type_hints(type(train))}
     changes: dict[int, dict[str, Any]] = {id(config): {}, id(train): {}}
     for fld, raw in values.items():

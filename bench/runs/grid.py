@@ -1,14 +1,14 @@
 """`bench run`'s grid of models x seeds: in this process, on local processes (joblib), or on a Dask cluster."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
 
 from bench.errors import BenchError
 from bench.runs.locks import Busy
-from bench.runs.run import RunRequest, run_one
+from bench.runs.run import run_one
+from bench.runs.spec import RunSpec
 from bench.train.progress import pct as progress_pct
 
 
@@ -25,7 +25,7 @@ class GridProgress:
     and the time left for the whole grid: the plan's estimates of the runs not done, scaled by
     how the finished runs compared with theirs."""
 
-    def __init__(self, requests: list[RunRequest], plan: list | None, jobs: int = 1, stream=None):
+    def __init__(self, requests: list[RunSpec], plan: list | None, jobs: int = 1, stream=None):
         self.requests, self.jobs = requests, max(jobs, 1)
         plan = plan if plan and len(plan) == len(requests) else None
         self.estimates = [row.seconds for row in plan] if plan else None
@@ -49,7 +49,7 @@ class GridProgress:
 
     def label(self, i: int) -> str:
         r = self.requests[i]
-        return f"{r.model} {r.dataset} seed {r.seed}"
+        return f"{r.name} {r.data.name} seed {r.seed}"
 
     def starting(self, i: int) -> None:
         self.t0 = time.perf_counter()
@@ -77,7 +77,7 @@ class GridProgress:
                   f"{record.get('epochs_run')}, {duration(took)}{flag}{self.left()}")
 
 
-def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
+def run_grid(requests: list[RunSpec], jobs: int = 1, backend: str = "local",
              scheduler: str | None = None, plan: list | None = None) -> list[dict]:
     """Run every request: in this process, on `jobs` local processes, or on a Dask cluster.
 
@@ -107,8 +107,8 @@ def run_grid(requests: list[RunRequest], jobs: int = 1, backend: str = "local",
         return [done[i] for i in range(len(requests))]
     from joblib import Parallel, delayed
 
-    requests = [dataclasses.replace(r, progress="lines" if r.progress != "none" else "none",
-                                    threads=r.threads or max(1, (os.cpu_count() or 1) // jobs)) for r in requests]
+    requests = [r.with_(progress="lines" if r.progress != "none" else "none",
+                        threads=r.threads or max(1, (os.cpu_count() or 1) // jobs)) for r in requests]
     records = []
     t0 = time.perf_counter()
     for i, record in enumerate(Parallel(n_jobs=jobs, return_as="generator")(delayed(run_one)(r) for r in requests)):
@@ -160,7 +160,7 @@ def _sees(folders: list[str]) -> list[str]:
     return blind
 
 
-def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict]:
+def _run_on_dask(requests: list[RunSpec], scheduler: str | None) -> list[dict]:
     check_scheduler(scheduler)
     from dask.distributed import Client
     from joblib import Parallel, delayed, parallel_config
@@ -170,11 +170,7 @@ def _run_on_dask(requests: list[RunRequest], scheduler: str | None) -> list[dict
     except OSError as e:
         raise BenchError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
     # paths as this command sees them: a worker's working folder is its own
-    from bench import data
-
-    requests = [dataclasses.replace(r, progress="none", out=os.path.abspath(r.out),
-                                    dataset=r.dataset if data.is_named(r.dataset) else os.path.abspath(r.dataset),
-                                    data_dir=os.path.abspath(r.data_dir) if r.data_dir else None) for r in requests]
+    requests = [r.with_(progress="none", out=os.path.abspath(r.out), data=r.data.absolute()) for r in requests]
     with client:
         outs = sorted({r.out for r in requests})
         blind = {w: b for w, b in client.run(_sees, outs).items() if b}

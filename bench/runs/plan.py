@@ -25,8 +25,7 @@ from bench.atomic import atomic_write_text
 from bench.runs import results
 from bench.runs.fields import identity, variant
 from bench.runs.grid import duration
-from bench.runs.identity import dataset_fingerprint, run_id
-from bench.runs.run import RunRequest
+from bench.runs.spec import RunSpec
 
 REPEATS = 2                 # timed repeats of a step at least; the fastest gives the machine's rate (`fastest`)
 REPEATS_MAX = 8             # ... and at most, while their time stays under TIMING_S
@@ -52,8 +51,8 @@ class PlanRow:
     label: str = ""                 # a study's point, shown first when given
 
 
-def run_folder(out: Path, req: RunRequest, ds_name: str, rid: str) -> Path:
-    return out / "runs" / ds_name / registry.folder(req.model) / f"seed{req.seed}-{rid}"
+def run_folder(out: Path, req: RunSpec, ds_name: str) -> Path:
+    return out / "runs" / ds_name / registry.folder(req.name) / f"seed{req.seed}-{req.run_id}"
 
 
 def checkpoint_state(folder: Path) -> dict | None:
@@ -89,7 +88,7 @@ def fastest(fn, device, repeats: int = REPEATS) -> float:
     return best
 
 
-def timed(spec, ds: data.Dataset, req: RunRequest, shape_key: str, memo: dict | None = None,
+def timed(spec, ds: data.Dataset, req: RunSpec, shape_key: str, memo: dict | None = None,
           cache: "WorkCache | None" = None) -> tuple[float, float, str]:
     """(seconds per epoch, seconds per validation pass, how) of a run: its work in FLOPs at this machine's rate.
 
@@ -190,7 +189,7 @@ def training_examples(ds: data.Dataset, fmt: str, max_len: int, memo: dict):
     return memo[key]
 
 
-def check_fits(spec, ds: data.Dataset, req: RunRequest, memo: dict) -> None:
+def check_fits(spec, ds: data.Dataset, req: RunSpec, memo: dict) -> None:
     """Refuse, before anything is built, a run with no training data or one that would not fit in memory."""
     from bench.registry import contract
     from bench.train import memory
@@ -362,25 +361,19 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def plan(requests: list[RunRequest]) -> list[PlanRow]:
+def plan(requests: list[RunSpec]) -> list[PlanRow]:
     rows: list[PlanRow] = []
     timings: dict[str, tuple[str, float, float]] = {}     # shape -> (source, s / epoch, s / validation step)
     cache, memo = None, {}
     checked: set[str] = set()                   # shapes whose memory was checked
     datasets: dict[str, data.Dataset] = {}
-    fingerprints: dict[tuple, str] = {}         # each dataset file hashed once, each store read once
-    stores: dict[Path, dict[str, dict]] = {}
+    stores: dict[Path, dict[str, dict]] = {}    # each store read once
     for req in requests:
-        out = Path(req.out)
-        spec = registry.resolve(req.model, req.overrides, req.dataset, req.protocol.max_len)
-        if (req.dataset, req.data_dir) not in fingerprints:
-            fingerprints[(req.dataset, req.data_dir)] = dataset_fingerprint(req.dataset, req.data_dir)
-        fp = fingerprints[(req.dataset, req.data_dir)]
-        rid = run_id(spec, fp, req.seed, req.protocol)
+        out, spec, fp, rid = Path(req.out), req.model, req.data.fingerprint, req.run_id
         if out not in stores:
             stores[out] = results.latest_by_run(results.read(out))
         stored = stores[out]
-        row = PlanRow(req.model, req.seed, rid, "new", budget=spec.train.epochs)
+        row = PlanRow(req.name, req.seed, rid, "new", budget=spec.train.epochs)
         if rid in stored and not req.force:
             row.state, row.epoch = "finished", stored[rid].get("epochs_run", 0)
             row.source = "results store"
@@ -388,23 +381,23 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
             continue
         from bench.eval import splits
 
-        if req.dataset not in datasets:
-            datasets[req.dataset] = data.resolve(req.dataset, req.data_dir)
-        view = (req.dataset, splits.key(req.protocol))          # a temporal split or shuffled histories
+        if req.data not in datasets:
+            datasets[req.data] = req.data.load()
+        view = (req.data, splits.key(req.protocol))          # a temporal split or shuffled histories
         if view not in datasets:
-            datasets[view] = splits.for_protocol(datasets[req.dataset], req.protocol)
+            datasets[view] = splits.for_protocol(datasets[req.data], req.protocol)
         ds = datasets[view]
-        state = None if req.force else checkpoint_state(run_folder(out, req, ds.name, rid))
+        state = None if req.force else checkpoint_state(run_folder(out, req, ds.name))
         mine = {"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
                 "protocol": req.protocol.to_dict()}
-        key = shape(req.model, fp, mine)
+        key = shape(req.name, fp, mine)
         if key not in checked:
             check_fits(spec, ds, req, memo)
             checked.add(key)
-        model_peers = [r for r in stored.values() if r["model"] == req.model and r.get("dataset_fingerprint") == fp
+        model_peers = [r for r in stored.values() if r["model"] == req.name and r.get("dataset_fingerprint") == fp
                        and r.get("epochs_run")]
         if key not in timings:
-            peers = [r for r in model_peers if shape(req.model, fp, r) == key]
+            peers = [r for r in model_peers if shape(req.name, fp, r) == key]
             if peers:
                 timings[key] = (f"{len(peers)} earlier run{'s' if len(peers) > 1 else ''}",
                                 *measured(peers, spec.train.eval_every))
@@ -434,7 +427,7 @@ def plan(requests: list[RunRequest]) -> list[PlanRow]:
     return rows
 
 
-def record(requests: list[RunRequest], rows: list[PlanRow]) -> None:
+def record(requests: list[RunSpec], rows: list[PlanRow]) -> None:
     """Append each unfinished run's estimate to its results folder's plans.jsonl."""
     at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for req, row in zip(requests, rows):

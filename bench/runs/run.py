@@ -6,41 +6,23 @@ import dataclasses
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from bench import data, registry
-from bench.eval.protocol import Protocol, mean_metrics, metrics_from_ranks
+from bench.eval.protocol import mean_metrics, metrics_from_ranks
 from bench.registry import contract
 from bench.runs import results
 from bench.runs.artifacts import write_per_user, write_trajectory
-from bench.runs.identity import dataset_fingerprint, git_revision, run_id, versions
+from bench.runs.identity import git_revision, versions
 from bench.runs.locks import claim, lock_path
 from bench.runs.results import SEEN_KEY, SEEN_PER_USER
+from bench.runs.spec import RunSpec
 from bench.train import tblog
-from bench.train.loop import EvalCallback, Trainer, resolve_device
+from bench.train.loop import Trainer, resolve_device
 from bench.train.history import write_history
 from bench.train.progress import make as make_progress
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    model: str
-    dataset: str
-    seed: int
-    out: str
-    protocol: Protocol = Protocol()
-    overrides: dict = field(default_factory=dict)
-    device: str = "auto"
-    data_dir: str | None = None
-    force: bool = False
-    progress: str = "none"             # bar | lines | none (bench.train.progress.make)
-    threads: int = 0            # torch intra-op threads; 0 = leave the default
-    tags: dict = field(default_factory=dict)    # merged into the record (a study's "study", "trial", "params")
-    log: str = "none"                           # live curves: none | tensorboard (bench.train.tblog)
-    on_eval: EvalCallback | None = None         # see Trainer; a study reports to its pruner here
 
 
 def finished(out: Path, rid: str) -> dict | None:
@@ -48,29 +30,26 @@ def finished(out: Path, rid: str) -> dict | None:
     return {**done, "skipped": True} if done else None
 
 
-def run_one(req: RunRequest, wait: bool = True) -> dict:
-    """Train and evaluate one (model, dataset, seed); returns its results record.
+def run_one(spec: RunSpec, wait: bool = True) -> dict:
+    """Train and evaluate one run; returns its results record.
 
     A run finished before is returned as stored (marked skipped) unless `force`. A run another
     process is training is waited for (then returned as it stored it), or, without `wait`,
     raises Busy."""
-    out = Path(req.out)
-    spec = registry.resolve(req.model, req.overrides, req.dataset, req.protocol.max_len)
-    fp = dataset_fingerprint(req.dataset, req.data_dir)
-    rid = run_id(spec, fp, req.seed, req.protocol)
-    if not req.force and (done := finished(out, rid)):
+    out = Path(spec.out)
+    if not spec.force and (done := finished(out, spec.run_id)):
         return done
-    with claim(lock_path(out, rid), wait):
-        if not req.force and (done := finished(out, rid)):       # finished while we waited
+    with claim(lock_path(out, spec.run_id), wait):
+        if not spec.force and (done := finished(out, spec.run_id)):       # finished while we waited
             return done
-        return train_and_store(req, spec, fp, rid)
+        return train_and_store(spec)
 
 
-def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str) -> dict:
-    out = Path(req.out)
+def train_and_store(req: RunSpec) -> dict:
+    out, spec, fp, rid = Path(req.out), req.model, req.data.fingerprint, req.run_id
     if req.threads:
         torch.set_num_threads(req.threads)
-    ds = data.resolve(req.dataset, req.data_dir)
+    ds = req.data.load()
     run_dir = out / "runs" / ds.name / registry.folder(spec.name) / f"seed{req.seed}-{rid}"
     if req.force and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -110,8 +89,8 @@ def train_and_store(req: RunRequest, spec: registry.ModelSpec, fp: str, rid: str
                           for e in outcome.test_ranks_seen},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **req.tags,
     }
-    if not data.is_named(req.dataset):     # a file: later commands (recommend, eval) find it by its path
-        record["dataset_path"] = str(Path(req.dataset).resolve())
+    if not data.is_named(req.data.name):     # a file: later commands (recommend, eval) find it by its path
+        record["dataset_path"] = str(Path(req.data.name).resolve())
     if (where := registry.model_dir(spec.name)) is not None:     # a model from outside the package
         record["model_dir"] = where
     if outcome.diverged:
