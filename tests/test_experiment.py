@@ -51,12 +51,29 @@ def test_experiment_file_and_equivalent_flags_are_the_same_runs(tmp_path):
     assert len(records(out)) == 4
 
 
+def test_an_experiment_file_sets_the_split_and_the_order_as_the_flags_do(tmp_path):
+    path = tmp_path / "shuffled.toml"
+    path.write_text('models = "sasrec"\ndataset = "synthetic"\norder = "shuffled"\nout = "results"\n'
+                    '[set.sasrec]\nepochs = 1\nhidden = 16\n')
+    by_file = bench_cli("run", "--experiment", str(path))
+    assert by_file.returncode == 0, by_file.stderr
+    by_flags = bench_cli("run", "--models", "sasrec", "--dataset", "synthetic", "--order", "shuffled", "--set",
+                         "sasrec.epochs=1", "--set", "sasrec.hidden=16", "--out", str(tmp_path / "flags"))
+    assert by_flags.returncode == 0, by_flags.stderr
+    (mine,), (theirs,) = records(tmp_path / "results"), records(tmp_path / "flags")
+    assert mine["protocol"]["order"] == "shuffled" and mine["run_id"] == theirs["run_id"]
+    clash = bench_cli("run", "--experiment", str(path), "--order", "shuffled", "--dry-run")
+    assert clash.returncode == 2 and "--order cannot be given with --experiment" in clash.stderr, clash.stderr
+
+
 @pytest.mark.parametrize("body, says", [
     ('models = "sasrec"\ndataset = "synthetic"\nseed = 3\n', "unknown key seed"),
     ('models = "sasrec"\n', "give 'dataset'"),
     ('dataset = "synthetic"\ndatasets = ["toys"]\n', "give 'dataset'"),
     ('dataset = "synthetic"\nseeds = "three"\n', "'seeds' must be"),
     ('dataset = "synthetic"\nexclude_seen = "yes"\n', "'exclude_seen' must be true or false"),
+    ('dataset = "synthetic"\norder = "reversed"\n', "unknown order 'reversed'"),
+    ('dataset = "synthetic"\ncutoff = "late"\n', "'cutoff' must be a number"),
     ('dataset = "synthetic"\n[set.sasrec]\nhiden = 3\n', "unknown field 'sasrec.hiden'"),
     ('dataset = "synthetic"\nmodels = "sasrec"\n[set]\nsasrec = 3\n', "'set' must be tables"),
     ('dataset = "synthetic"\nmodels = [\n', "is not valid TOML"),

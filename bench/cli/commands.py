@@ -23,7 +23,10 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True, **({} if sys
 
 # `bench run` options an experiment file sets; given beside --experiment they are a mistake
 GRID_OPTIONS = {"dataset": "--dataset", "models": "--models", "seeds": "--seeds", "epochs": "--epochs",
-                "max_len": "--max-len", "exclude_seen": "--exclude-seen", "sets": "--set"}
+                "max_len": "--max-len", "exclude_seen": "--exclude-seen", "sets": "--set", "split": "--split",
+                "cutoff": "--cutoff", "order": "--order"}
+# the protocol options' defaults: given at their default beside --experiment, they are not a clash
+PROTOCOL_DEFAULTS = {"split": "leave-one-out", "cutoff": 0.9, "order": "chronological"}
 
 
 def from_experiment(path, given: dict, out, data_dir) -> tuple:
@@ -31,7 +34,8 @@ def from_experiment(path, given: dict, out, data_dir) -> tuple:
     add --out and --data-dir only where the file does not set them."""
     from bench.runs import experiment as exp
 
-    clash = [flag for key, flag in GRID_OPTIONS.items() if given.get(key) not in (None, False, [], ())]
+    clash = [flag for key, flag in GRID_OPTIONS.items()
+             if given.get(key) not in (None, False, [], (), PROTOCOL_DEFAULTS.get(key))]
     if clash:
         raise BenchError(f"{', '.join(clash)} cannot be given with --experiment: the file {path} sets the grid "
                          "(edit it, or drop --experiment)")
@@ -39,7 +43,7 @@ def from_experiment(path, given: dict, out, data_dir) -> tuple:
     if e.out is not None and out is not None and e.out.resolve() != out.resolve():
         raise BenchError(f"--out {out} differs from the out of {path} ({e.out}); drop one")
     grid = dict(models=e.models, seeds=e.seeds, epochs=e.epochs, max_len=e.max_len, exclude_seen=e.exclude_seen,
-                sets=list(e.sets))
+                sets=list(e.sets), split=e.split, cutoff=e.cutoff, order=e.order)
     return e, list(e.datasets), grid, e.out or out, data_dir if data_dir is not None else e.data_dir
 
 
@@ -88,10 +92,10 @@ def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exc
     e = None
     if experiment is not None:
         given = dict(dataset=dataset, models=models, seeds=seeds, epochs=epochs, max_len=max_len,
-                     exclude_seen=exclude_seen, sets=sets)
+                     exclude_seen=exclude_seen, sets=sets, split=split, cutoff=cutoff, order=order)
         e, datasets, grid, out, data_dir = from_experiment(experiment, given, out, data_dir)
-        models, seeds, epochs, max_len, exclude_seen, sets = (grid[k] for k in (
-            "models", "seeds", "epochs", "max_len", "exclude_seen", "sets"))
+        models, seeds, epochs, max_len, exclude_seen, sets, split, cutoff, order = (grid[k] for k in (
+            "models", "seeds", "epochs", "max_len", "exclude_seen", "sets", "split", "cutoff", "order"))
     elif dataset is None:
         raise BenchError("bench run needs --dataset NAME (or --experiment FILE.toml)")
     else:

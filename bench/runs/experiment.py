@@ -6,6 +6,8 @@
     seeds = 3                               # 0..2; or a list, [0, 2]
     max_len = 50
     exclude_seen = true
+    split = "leave-one-out"                 # optional: or "temporal" (with cutoff = 0.9)
+    order = "chronological"                 # optional: or "shuffled" (histories permuted per user)
     epochs = 200                            # optional: every model's epoch budget
     out = "runs/paper"                      # relative to the file's folder
     data_dir = "../data"                    # optional, relative to the file's folder
@@ -29,7 +31,8 @@ from bench.cli.options import MAX_SEEDS
 from bench.errors import BenchError
 from bench.registry.runconfig import raw
 
-KEYS = ("models", "dataset", "datasets", "seeds", "max_len", "exclude_seen", "epochs", "out", "data_dir", "set")
+KEYS = ("models", "dataset", "datasets", "seeds", "max_len", "exclude_seen", "split", "cutoff", "order", "epochs",
+        "out", "data_dir", "set")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Experiment:
     seeds: str = "1"
     max_len: int = 50
     exclude_seen: bool = False
+    split: str = "leave-one-out"
+    cutoff: float = 0.9
+    order: str = "chronological"
     epochs: int | None = None
     out: Path | None = None
     data_dir: Path | None = None
@@ -136,6 +142,11 @@ def load(path: Path) -> Experiment:
         kw["max_len"] = _typed(body, "max_len", (int,), "an integer", path)
     if "exclude_seen" in body:
         kw["exclude_seen"] = _typed(body, "exclude_seen", (bool,), "true or false", path)
+    for key in ("split", "order"):          # their values are checked with the command line's (bench.eval.splits)
+        if key in body:
+            kw[key] = _typed(body, key, (str,), "a name", path)
+    if "cutoff" in body:
+        kw["cutoff"] = float(_typed(body, "cutoff", (int, float), "a number", path))
     if "epochs" in body:
         kw["epochs"] = _typed(body, "epochs", (int,), "an integer", path)
     for key in ("out", "data_dir"):         # relative to the file, so the file travels with its folders
