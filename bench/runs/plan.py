@@ -51,10 +51,6 @@ class PlanRow:
     label: str = ""                 # a study's point, shown first when given
 
 
-def run_folder(out: Path, req: RunSpec, ds_name: str) -> Path:
-    return out / "runs" / ds_name / registry.folder(req.name) / f"seed{req.seed}-{req.run_id}"
-
-
 def checkpoint_state(folder: Path) -> dict | None:
     """The saved training state of a run folder's checkpoint (None: none, or a damaged one)."""
     from bench.runs import status
@@ -387,7 +383,7 @@ def plan(requests: list[RunSpec]) -> list[PlanRow]:
         if view not in datasets:
             datasets[view] = splits.for_protocol(datasets[req.data], req.protocol)
         ds = datasets[view]
-        state = None if req.force else checkpoint_state(run_folder(out, req, ds.name))
+        state = None if req.force else checkpoint_state(req.folder(ds.name))
         mine = {"config": dataclasses.asdict(spec.config), "train": dataclasses.asdict(spec.train),
                 "protocol": req.protocol.to_dict()}
         key = shape(req.name, fp, mine)

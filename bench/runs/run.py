@@ -50,7 +50,7 @@ def train_and_store(req: RunSpec) -> dict:
     if req.threads:
         torch.set_num_threads(req.threads)
     ds = req.data.load()
-    run_dir = out / "runs" / ds.name / registry.folder(spec.name) / f"seed{req.seed}-{rid}"
+    run_dir = req.folder(ds.name)
     if req.force and run_dir.exists():
         shutil.rmtree(run_dir)
     device = resolve_device(req.device)

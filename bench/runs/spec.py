@@ -92,6 +92,10 @@ class RunSpec:
     def run_id(self) -> str:
         return run_id(self.model, self.data.fingerprint, self.seed, self.protocol)
 
+    def folder(self, dataset_name: str) -> Path:
+        """The run's folder under `out` (`dataset_name`: the loaded dataset's name)."""
+        return Path(self.out) / "runs" / dataset_name / registry.folder(self.name) / f"seed{self.seed}-{self.run_id}"
+
     def with_(self, **changes: Any) -> "RunSpec":
         """The same run with other execution fields (out, seed, threads, tags, ...); the model stays resolved."""
         return dataclasses.replace(self, **changes)
