@@ -34,6 +34,13 @@ def param(default: Any, help: str, range: Range | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, "range": range})
 
 
+def redefault(cls: type, name: str, default: Any, help: str | None = None) -> Any:
+    """`cls`'s field `name` with another default (for a subclass's config); its meaning and range stay
+    unless `help` is given."""
+    found = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return param(default, found.metadata["help"] if help is None else help, found.metadata.get("range"))
+
+
 def meaning(cls: type, name: str) -> str:
     """The field's one-line meaning; "" where it has none."""
     found = {f.name: f for f in dataclasses.fields(cls)}.get(name)

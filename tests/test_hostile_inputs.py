@@ -392,3 +392,18 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_a_rerun_resumes(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]
     assert "rerun the same command to resume at epoch" in err and "Traceback" not in err
+
+
+def test_sigterm_inside_an_exec_string_still_exits_143(tmp_path):
+    # a signal that lands while an import builds a namedtuple or dataclass (code run by a string `exec`)
+    # once made CPython die with SIGINT at shutdown, whatever exit code the CLI asked for
+    (tmp_path / "term_in_exec.py").write_text(
+        "import bench.cli.main as m\n"
+        "def app(**kwargs):\n"
+        "    exec('import os, signal\\nos.kill(os.getpid(), signal.SIGTERM)\\nfor i in range(10**8): pass')\n"
+        "m.app = app\n"
+        "m.main()\n")
+    proc = subprocess.run([sys.executable, "-m", "term_in_exec"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert "rerun the same command to resume" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ from bench import registry
 from bench.runs.identity import run_id
 from bench.eval.protocol import Protocol
 from bench.models.approximator import CrossAttention
-from bench.models.diffurec import DiffuRec, DiffuRecConfig, PUBLISHED_APPROXIMATOR
+from bench.models.diffurec import DiffuRec, DiffuRecConfig, PAPER_READING, PUBLISHED_APPROXIMATOR
 
 HIST = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 0, 0, 0, 7, 8]])
 PUBLISHED = dict(chain_blocks=False, shared_norm=True, query_norm=False, query_per_position=True,
@@ -105,11 +105,35 @@ def test_the_published_variant_resolves_with_padding_to_max_len():
     assert set(PUBLISHED_APPROXIMATOR) <= {f for f in c.__dataclass_fields__}
 
 
+def test_the_registered_model_is_the_published_approximator_and_paper_is_the_papers_reading():
+    """The registered DiffuRecSys runs the code's Approximator (padding to the run's max_len) at the
+    harness's training; `variant=paper` is the earlier default, and each is the same run as the same
+    switches given one by one."""
+    published = {k: str(v) for k, v in PUBLISHED_APPROXIMATOR.items()}
+    for max_len in (50, 100):
+        default = registry.resolve("diffurecsys", {}, "beauty", max_len)
+        c = default.config
+        assert (c.chain_blocks, c.shared_norm, c.query_norm, c.query_per_position, c.cross_kind, c.padding_sink) == (
+            False, True, False, True, "heads", max_len)
+        assert (c.attention, c.offset_noise, c.hidden, c.init_std, default.train.weight_decay) == (
+            "cross+self", 0.1, 128, 0.0, 0.0)
+        given = registry.resolve("diffurecsys", {"diffurecsys": {**published, "padding_sink": str(max_len)}},
+                                 "beauty", max_len)
+        assert run_id(default, "fp", 0, Protocol(max_len=max_len)) == run_id(given, "fp", 0, Protocol(max_len=max_len))
+    paper = registry.resolve("diffurecsys", {"diffurecsys": {"variant": "paper"}}, "beauty", 50).config
+    assert (paper.chain_blocks, paper.shared_norm, paper.query_norm, paper.query_per_position, paper.cross_kind,
+            paper.padding_sink) == (True, False, True, False, "softmax", 0)
+    assert set(PAPER_READING) == set(PUBLISHED_APPROXIMATOR)
+    # DiffuRec keeps its own defaults: no padding sink, the paper's attention settings
+    d = registry.resolve("diffurec", {}, "beauty", 100).config
+    assert (d.padding_sink, d.chain_blocks, d.query_norm) == (0, True, True)
+
+
 def test_an_unknown_variant_is_one_clear_error():
     from bench.errors import BenchError
 
-    with pytest.raises(BenchError, match="unknown variant 'diffurecsys.variant=paper'; choose from: published"):
-        registry.resolve("diffurecsys", {"diffurecsys": {"variant": "paper"}})
+    with pytest.raises(BenchError, match="unknown variant 'diffurecsys.variant=authors'; choose from: published, paper"):
+        registry.resolve("diffurecsys", {"diffurecsys": {"variant": "authors"}})
     with pytest.raises(BenchError, match="sasrec has no variants"):
         registry.resolve("sasrec", {"sasrec": {"variant": "published"}})
 
@@ -122,7 +146,7 @@ def test_new_switches_at_their_defaults_keep_earlier_run_ids():
 
     from bench.runs.fields import identity
 
-    spec = registry.resolve("diffurecsys", {}, "beauty", 50)
+    spec = registry.resolve("diffurecsys", {"diffurecsys": {"variant": "paper"}}, "beauty", 50)
     new = {"chain_blocks", "shared_norm", "query_norm", "query_per_position"}
     old_config = {k: v for k, v in dataclasses.asdict(spec.config).items() if k not in new}
     key = {"model": "diffurecsys", "config": identity(old_config), "train": identity(dataclasses.asdict(spec.train)),

@@ -318,7 +318,26 @@ def main() -> None:
         err.print("stopped; rerun the same command to resume from the last checkpoint")
     if code == 130 and terminated:
         code = 128 + signal.SIGTERM                 # the shell's code for a terminated process
+    if code == 130 or terminated:
+        stop_now(code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def stop_now(code: int) -> None:
+    """Exit with `code` after a Ctrl-C or SIGTERM. CPython remembers a KeyboardInterrupt that escaped a
+    string `exec` (a namedtuple or dataclass being built during an import) and, at shutdown, kills the
+    process with SIGINT whatever `sys.exit` asked for; exiting here, once the exit handlers have run,
+    keeps the promised code (130, 143)."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
