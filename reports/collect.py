@@ -214,10 +214,13 @@ class Collection:
 
     def studies(self) -> dict[tuple[str, str, str], list[Run]]:
         """Runs tagged by `bench ablate` / `bench tune`, by (study, dataset, model)."""
-        out: dict[tuple[str, str, str], list[Run]] = {}
+        from bench.reports.settings import by_centre
+
+        found: dict[tuple[str, str, str], list[Run]] = {}
         for r in self.tagged:
-                out.setdefault((r.record["study"], table_label(r.record), r.model), []).append(r)
-        return out
+            found.setdefault((r.record["study"], table_label(r.record), r.model), []).append(r)
+        return {(name, d, m): group for (study, d, m), runs in found.items()
+                for name, group in by_centre(study, runs).items()}
 
 
 def is_journal(path: Path) -> bool:

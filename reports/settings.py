@@ -59,3 +59,33 @@ def study_variants(runs: list[Run], notes: list[str] | None = None) -> list[tupl
 
 def sort_key(params: dict):
     return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for _, v in sorted(params.items()))
+
+
+def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
+    """A study's runs split by the point they were compared with: runs of one study name whose
+    registered points differ (the study run again after the model's defaults changed) are separate
+    tables, each named by the fields where its registered point differs from the others'. Study ids
+    that share a registered point (the same study rerun or resumed) stay one table."""
+    ids: dict[str, list[Run]] = {}
+    for r in runs:
+        ids.setdefault(r.record.get("study_id", study), []).append(r)
+    centres: dict[str, list[Run]] = {}
+    registered: dict[str, dict] = {}
+    for sid, group in ids.items():
+        reg = next((r.record for r in group if r.record.get("registered")), None)
+        key = setting_key(reg) if reg else sid
+        centres.setdefault(key, []).extend(group)
+        if reg:
+            registered.setdefault(key, reg)
+    if len(centres) == 1:
+        return {study: runs}
+    fields = {(part, k) for reg in registered.values() for part in ("config", "train") for k in reg.get(part, {})}
+    differ = sorted(f for f in fields if len({json.dumps(reg.get(f[0], {}).get(f[1]), sort_keys=True)
+                                              for reg in registered.values()}) > 1)
+    out = {}
+    for key, group in centres.items():
+        reg = registered.get(key)
+        around = params_label({k: reg.get(part, {}).get(k) for part, k in differ}) if reg else \
+            f"study id {group[0].record.get('study_id', study)}, no registered point"
+        out[f"{study} (around {around})"] = group
+    return out

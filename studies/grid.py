@@ -56,7 +56,10 @@ class GridPlan:
         registered = next((n for n, s in zip(names, specs) if same(s)), None)
         settings = {"points": ablation.points, "seeds": seeds, "model": base.name,
                     "base": {k: raw(v) for k, v in base.sets.items()},
-                    "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name}
+                    "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name,
+                    # what each point resolves to: a study run again after the model's defaults changed
+                    # is another study, not one whose (point, seed) cells are already covered
+                    "resolved": [s.with_(seed=0).run_id for s in specs]}
         sid = f"{ablation.name}-{base.data.stem}-{base.name}-{digest(settings)}"
         return cls(ablation.name, sid, base, ablation.points, tuple(seeds), ablation.names, registered, specs)
 

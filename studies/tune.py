@@ -81,7 +81,8 @@ class TunePlan:
             raise BenchError("every searched field is fixed by --set; nothing is left to tune")
         settings = {"space": space, "objectives": objectives, "pruner": pruner, "seed": seed,
                     "model": base.name, "base": {k: runconfig.raw(v) for k, v in base.sets.items()},
-                    "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name, "extra": extra}
+                    "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name, "extra": extra,
+                    "resolved": base.with_(seed=0).run_id}     # the defaults under the search, as they are now
         sid = f"tune-{base.data.stem}-{base.name}-{digest(settings)}"
         return cls("tune", sid, base.with_(seed=seed), space, trials, tuple(objectives), pruner, seed,
                    (defaults(base, space), *extra))

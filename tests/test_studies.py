@@ -237,3 +237,44 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     offset = next(runs for (name, _, _), runs in coll.studies().items() if name == "offset_noise")
     assert [row.labels[0] for row in tables.ablation("offset_noise", "synthetic", model, offset, coll.evals).rows] \
         == ["offset_noise=0.1, offset_kind=per_example (registered)"]
+
+
+def test_a_study_whose_points_resolve_to_other_configs_is_another_study(monkeypatch):
+    """The same named study after the model's defaults changed (or on another centre) has another
+    study id, so none of its (point, seed) cells counts as covered by the earlier study's trials."""
+    from bench import registry
+    from bench.runs.spec import build
+    from bench.studies import ablation
+    from bench.studies.grid import GridPlan
+
+    study = ablation.find("noisy_target", None, {})
+    plan = lambda **sets: GridPlan.of(study, build("diffurecsys", "synthetic", sets=sets), [0, 1])
+    first = plan()
+    assert plan().study_id == first.study_id
+    assert plan(variant="paper").study_id != first.study_id
+    monkeypatch.setitem(registry.DATASET_DEFAULTS, "synthetic",
+                        {**registry.DATASET_DEFAULTS["synthetic"], "emb_dropout": "0.2"})
+    assert plan().study_id != first.study_id
+
+
+def test_a_study_run_around_two_registered_points_is_two_tables():
+    """Runs of one study name whose registered points differ are reported apart, each table named by
+    the fields where its registered point differs; a study id with the same registered point joins it."""
+    from bench.reports.collect import Run
+    from bench.reports.settings import by_centre
+
+    def run(sid, point, registered, seed=0, **config):
+        record = {"model": "diffurecsys", "dataset": "beauty", "seed": seed, "study": "noisy_target", "study_id": sid,
+                  "point": point, "registered": registered, "protocol": {"max_len": 50},
+                  "config": {"hidden": 128, "query_norm": True, "lambda_mean": 0.001, **config},
+                  "train": {"precision": "fp32"}}
+        return Run(record, Path("."))
+
+    old = [run("a", "registered", True), run("a", "lambda=0", False, lambda_mean=0.0)]
+    resumed = [run("a2", "registered", True, seed=1)]
+    new = [run("b", "registered", True, query_norm=False),
+           run("b", "lambda=0", False, query_norm=False, lambda_mean=0.0)]
+    assert by_centre("noisy_target", old + resumed) == {"noisy_target": old + resumed}
+    split = by_centre("noisy_target", old + new + resumed)
+    assert split == {"noisy_target (around query_norm=True)": old + resumed,
+                     "noisy_target (around query_norm=False)": new}
