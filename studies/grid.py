@@ -12,7 +12,6 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
