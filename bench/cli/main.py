@@ -330,7 +330,10 @@ def stop_now(code: int) -> None:
     keeps the promised code (130, 143)."""
     import atexit
     import os
+    import signal
 
+    for sig in (signal.SIGTERM, signal.SIGINT):         # a second signal does not break the exit handlers
+        signal.signal(sig, signal.SIG_IGN)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
