@@ -25,6 +25,7 @@ from bench.models.approximator import Approximator
 from bench.models.layers import Dropout, catalogue_scores, full_softmax_ce
 from bench.models.schedule import NoiseSchedule, ScheduleName, strided_timesteps
 from bench.models.timesteps import make_sampler
+from bench.models.switches import PAPER_READING, PUBLISHED_APPROXIMATOR
 from bench.params import COUNT, FRACTION, LENGTH_OR_OFF, NONNEGATIVE, SIZES, param, redefault
 
 
@@ -301,15 +302,6 @@ class DiffuRec(nn.Module):
     def valid_score(self, batch: dict[str, Tensor]) -> Tensor:
         """Scores for validation during training (model selection): `valid_inference_steps`."""
         return self.score(batch, self.valid_schedule)
-
-
-# The Approximator switches of the published DiffuRecSys code (docs/fidelity.md, one row each): the
-# registered DiffuRecSys's; PAPER_READING is the Approximator as the paper describes it, the registered
-# default until validation chose the authors' (three seeds of three, Beauty; RESULTS.md)
-PUBLISHED_APPROXIMATOR = {"chain_blocks": "false", "shared_norm": "true", "query_norm": "false",
-                          "query_per_position": "true", "cross_kind": "heads", "padding_sink": "max_len"}
-PAPER_READING = {"chain_blocks": "true", "shared_norm": "false", "query_norm": "true",
-                 "query_per_position": "false", "cross_kind": "softmax", "padding_sink": "0"}
 
 
 class DiffuRecSys(DiffuRec):

@@ -63,29 +63,38 @@ def sort_key(params: dict):
 
 def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
     """A study's runs split by the point they were compared with: runs of one study name whose
-    registered points differ (the study run again after the model's defaults changed) are separate
-    tables, each named by the fields where its registered point differs from the others'. Study ids
-    that share a registered point (the same study rerun or resumed) stay one table."""
+    registered points differ (the study run again after the model's defaults changed, or around another
+    centre) are separate tables, each named by the fields where its registered point differs from the
+    others'. Study ids that share a registered point (the same study rerun or resumed) stay one table,
+    and so do studies without one (tune studies, a grid cut to points without it) when there is at most
+    one centre to join."""
     ids: dict[str, list[Run]] = {}
     for r in runs:
         ids.setdefault(r.record.get("study_id", study), []).append(r)
     centres: dict[str, list[Run]] = {}
     registered: dict[str, dict] = {}
+    loose: dict[str, list[Run]] = {}                # study ids with no registered point
     for sid, group in ids.items():
         reg = next((r.record for r in group if r.record.get("registered")), None)
-        key = setting_key(reg) if reg else sid
+        if reg is None:
+            loose[sid] = group
+            continue
+        key = setting_key(reg)
         centres.setdefault(key, []).extend(group)
-        if reg:
-            registered.setdefault(key, reg)
-    if len(centres) == 1:
+        registered.setdefault(key, reg)
+    if len(centres) <= 1:
         return {study: runs}
-    fields = {(part, k) for reg in registered.values() for part in ("config", "train") for k in reg.get(part, {})}
-    differ = sorted(f for f in fields if len({json.dumps(reg.get(f[0], {}).get(f[1]), sort_keys=True)
-                                              for reg in registered.values()}) > 1)
-    out = {}
-    for key, group in centres.items():
-        reg = registered.get(key)
-        around = params_label({k: reg.get(part, {}).get(k) for part, k in differ}) if reg else \
-            f"study id {group[0].record.get('study_id', study)}, no registered point"
-        out[f"{study} (around {around})"] = group
+    def fields(reg: dict) -> dict:
+        return {**{f"{part}.{k}": v for part in ("config", "train", "protocol") for k, v in reg.get(part, {}).items()},
+                "dataset": reg.get("dataset_fingerprint", reg.get("dataset"))}
+    flat = {key: fields(reg) for key, reg in registered.items()}
+    names = sorted({k for f in flat.values() for k in f})
+    differ = [k for k in names if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat.values()}) > 1]
+    labels = {key: params_label({k.split(".", 1)[-1]: flat[key].get(k) for k in differ}) for key in centres}
+    if "" in labels.values() or len(set(labels.values())) < len(labels):
+        labels = {key: f"study id {centres[key][0].record.get('study_id', study)}" for key in centres}
+    out = {f"{study} (around {labels[key]})": group for key, group in centres.items()}
+    for sid, group in loose.items():
+        out[f"{study} (study id {sid}, no registered point)"] = group
+    assert sum(map(len, out.values())) == len(runs)
     return out

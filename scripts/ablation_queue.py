@@ -23,7 +23,7 @@ def queue(dataset: str = "beauty") -> list[str]:
     op, ap, tp = offset_noise.ABLATION.points, attention.ABLATION.points, diffusion_steps.ABLATION.points
     # the biggest questions first: no offset noise (three seeds: the paper's claim), no noisy target,
     # T = 4, self-attention only, offset 1.0, the paper's reading of the Approximator
-    first = [*noisy_target.ABLATION.points, tp[0], ap[0], op[3], ap[5], tp[2], ap[3], op[2], op[4], ap[1], ap[2],
+    first = [*noisy_target.ABLATION.points, tp[0], ap[0], op[3], ap[6], tp[2], ap[3], op[2], op[4], ap[1], ap[2],
              ap[4]]
     order = [line("diffurecsys", dataset, seed, op[0]) for seed in (0, 1, 2)]
     order += [line("diffurecsys", dataset, 0, p) for p in first]

@@ -30,6 +30,8 @@ prepare)
 run)
     out=${OUT:-gpu-out}
     mkdir -p "$out"
+    python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' \
+        || { echo "the carried wheels are for Python 3.12; this python3 is $(python3 -V)" >&2; exit 1; }
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .gpu/whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$here BENCH_DATA_DIR=$here/.gpu/data PYTHONUNBUFFERED=1

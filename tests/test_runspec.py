@@ -74,3 +74,24 @@ def test_bench_runs_settings_are_resolved_once_per_model_from_flags_to_the_store
     assert sorted(calls) == ["pop", "sasrec"]            # nothing resolved again in the plan or the runs
     assert [r["run_id"] for r in records] == [s.run_id for s in specs]
     assert {r["config"]["hidden"] for r in records if r["model"] == "sasrec"} == {16}
+
+
+def test_a_record_stored_before_a_field_existed_is_read_back_as_the_run_it_was():
+    """The verdict's DiffuRecSys records predate the Approximator switches, whose defaults have since
+    changed: a field the record lacks takes the value of the time (LATER_FIELDS), not today's default,
+    so `bench eval` and `bench recommend` rebuild the model that was trained."""
+    import json
+    from pathlib import Path
+
+    from bench.runs.plan import record_steps
+
+    lines = (Path(__file__).resolve().parent.parent / "results" / "verdict" / "results.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, lines) if r["model"] == "diffurecsys" and not r.get("study")]
+    assert records and all("chain_blocks" not in r["config"] for r in records)
+    for record in records:
+        spec = runspec.from_record(record, "out")
+        assert spec.run_id == record["run_id"]
+        c = spec.model.config
+        assert (c.chain_blocks, c.shared_norm, c.query_norm, c.query_per_position, c.padding_sink) == (
+            True, False, True, False, 0)
+        assert record_steps(record) == (32, 32)

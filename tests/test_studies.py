@@ -278,3 +278,36 @@ def test_a_study_run_around_two_registered_points_is_two_tables():
     split = by_centre("noisy_target", old + new + resumed)
     assert split == {"noisy_target (around query_norm=True)": old + resumed,
                      "noisy_target (around query_norm=False)": new}
+
+
+def test_centres_differing_only_in_protocol_or_data_keep_every_run_and_studies_without_one_stay_whole():
+    from bench.reports.collect import Run
+    from bench.reports.settings import by_centre
+
+    def run(sid, registered, max_len=50, study="attention", **extra):
+        record = {"model": "diffurecsys", "dataset": "beauty", "seed": 0, "study": study, "study_id": sid,
+                  "registered": registered, "protocol": {"max_len": max_len}, "config": {"hidden": 128},
+                  "train": {"precision": "fp32"}, **extra}
+        return Run(record, Path("."))
+
+    short, long = [run("a", True)], [run("b", True, max_len=100)]
+    split = by_centre("attention", short + long)
+    assert split == {"attention (around max_len=50)": short, "attention (around max_len=100)": long}
+    cut = [run("c", False)]                         # a grid cut to points without the registered one
+    assert by_centre("attention", short + cut) == {"attention": short + cut}
+    three = by_centre("attention", short + long + cut)
+    assert sum(map(len, three.values())) == 3 and "attention (study id c, no registered point)" in three
+    tune = [run("t1", False, study="tune"), run("t2", False, study="tune")]
+    assert by_centre("tune", tune) == {"tune": tune}
+
+
+def test_every_named_study_contains_its_models_registered_point(data_dir):
+    """Each study's differences are taken against its registered point, so each has one."""
+    from bench.runs.spec import build
+    from bench.studies import ablation
+    from bench.studies.grid import GridPlan
+
+    for name in ablation.ABLATIONS:           # on Beauty: the synthetic presets (4 reverse steps) are no point's
+        study = ablation.find(name, None, {})
+        plan = GridPlan.of(study, build(study.model, "beauty", data_dir=data_dir), [0])
+        assert plan.registered is not None, name

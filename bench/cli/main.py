@@ -319,7 +319,7 @@ def main() -> None:
     if code == 130 and terminated:
         code = 128 + signal.SIGTERM                 # the shell's code for a terminated process
     if code == 130 or terminated:
-        stop_now(code)
+        stop_now(code if isinstance(code, int) else 0)
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -327,7 +327,8 @@ def stop_now(code: int) -> None:
     """Exit with `code` after a Ctrl-C or SIGTERM. CPython remembers a KeyboardInterrupt that escaped a
     string `exec` (a namedtuple or dataclass being built during an import) and, at shutdown, kills the
     process with SIGINT whatever `sys.exit` asked for; exiting here, once the exit handlers have run,
-    keeps the promised code (130, 143)."""
+    keeps the promised code (130, 143). A caller of `main()` in the same process is ended too, as by a
+    signal, rather than handed a SystemExit."""
     import atexit
     import os
     import signal

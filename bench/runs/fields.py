@@ -32,6 +32,13 @@ LATER_FIELDS: dict[str, object] = {
 }
 
 
+def completed(section: dict, names) -> dict:
+    """A stored config section for today's dataclass with field `names`: a field the record lacks was
+    added after it was stored, so it takes the value that keeps the earlier behaviour, not today's default
+    (which may since have changed, as DiffuRecSys's Approximator switches did)."""
+    return {**{k: v for k, v in LATER_FIELDS.items() if k in names and k not in section}, **section}
+
+
 def identity(section: dict) -> dict:
     """`section` (a config, train config or protocol dict) without the fields above."""
     return {k: v for k, v in section.items()

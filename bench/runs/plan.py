@@ -23,7 +23,7 @@ from bench import data, registry
 from bench.errors import BenchError
 from bench.atomic import atomic_write_text
 from bench.runs import results
-from bench.runs.fields import identity, variant
+from bench.runs.fields import completed, identity, variant
 from bench.runs.grid import duration
 from bench.runs.spec import RunSpec
 
@@ -246,7 +246,7 @@ def record_steps(record: dict) -> tuple[int, int]:
     cls = registry.model_class(record["model"])
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     return scoring_steps(cls, cls.Config(**{k: tuple(v) if isinstance(v, list) else v
-                                            for k, v in record["config"].items() if k in fields}))
+                                            for k, v in completed(record["config"], fields).items() if k in fields}))
 
 
 def measured(peers: list[dict], eval_every: int) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 from bench import data, registry
 from bench.eval.protocol import Protocol
+from bench.runs.fields import completed
 from bench.runs.identity import dataset_fingerprint, run_id
 
 
@@ -128,10 +129,13 @@ def from_record(record: dict, out: str | Path) -> RunSpec:
     if record.get("model_dir"):                     # a model from outside the package
         registry.search(record["model_dir"])
     cls = registry.model_class(record["model"])
-    typed = lambda values: {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    model = registry.ModelSpec(record["model"], cls, cls.Config(**typed(record["config"])),
-                               dataclasses.replace(cls.train_defaults, **typed(record["train"])))
-    protocol = Protocol(**typed(record["protocol"]))
+    def typed(values: dict, kind) -> dict:
+        values = completed(values, {f.name for f in dataclasses.fields(kind)})
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+    model = registry.ModelSpec(record["model"], cls, cls.Config(**typed(record["config"], cls.Config)),
+                               dataclasses.replace(cls.train_defaults, **typed(record["train"], type(cls.train_defaults))))
+    protocol = Protocol(**typed(record["protocol"], Protocol))
     where = DataRef(record.get("dataset_path") or record["dataset"], None, record["dataset_fingerprint"])
     return RunSpec(model=model, data=where, protocol=protocol, seed=record["seed"], out=str(out))
 

@@ -70,6 +70,8 @@ def estimate(spec, n_items: int, rows: int, positions: int, trains: bool) -> Nee
     weights = params + (3 * trainable if trains else 0)           # + gradients, Adam's two moments
     cfg = spec.config
     hidden, blocks, heads = (int(getattr(cfg, k, 0) or 0) for k in ("hidden", "blocks", "heads"))
+    if getattr(cfg, "chain_blocks", True) is False:         # only the last block runs (the DiffuRecSys code)
+        blocks = 1
     step = 0
     if trains:
         targets = rows * positions if model.train_format == "sequence" else rows
