@@ -105,6 +105,13 @@ def variant_key(record: dict) -> str:
     return json.dumps([record["model"], record.get("dataset_fingerprint", record["dataset"])]) + variant(record)
 
 
+def study_label(record: dict) -> str:
+    """A study table's dataset label: as `table_label`, less the split and history order, which a study
+    may vary between its points (`bench ablate shuffled`); runs of one study around different protocols
+    are told apart by their registered points (reports.settings.by_centre)."""
+    return record["dataset"] + (" (seen items excluded)" if record["protocol"].get("exclude_seen") else "")
+
+
 def table_label(record: dict) -> str:
     """Dataset name, plus each protocol switch that is not the default: runs of different splits or
     history orders never share a table."""
@@ -218,7 +225,7 @@ class Collection:
 
         found: dict[tuple[str, str, str], list[Run]] = {}
         for r in self.tagged:
-            found.setdefault((r.record["study"], table_label(r.record), r.model), []).append(r)
+            found.setdefault((r.record["study"], study_label(r.record), r.model), []).append(r)
         return {(name, d, m): group for (study, d, m), runs in found.items()
                 for name, group in by_centre(study, runs).items()}
 

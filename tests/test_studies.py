@@ -311,3 +311,21 @@ def test_every_named_study_contains_its_models_registered_point(data_dir):
         study = ablation.find(name, None, {})
         plan = GridPlan.of(study, build(study.model, "beauty", data_dir=data_dir), [0])
         assert plan.registered is not None, name
+
+
+def test_the_shuffled_study_is_one_table_with_the_shuffled_point_against_histories_in_order(tmp_path):
+    """A study that varies the protocol (history order) reports its points side by side, each against the
+    registered one, paired over the same users."""
+    from bench.reports import tables
+    from bench.reports.collect import collect
+
+    out = tmp_path / "out"
+    proc = bench_cli("ablate", "shuffled", *TINY, "--set", "sasrec.epochs=2", "--seeds", "0,",
+                     "--exclude-seen", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    coll = collect([out])
+    assert len(coll.studies()) == 1
+    (study, d, model), runs = next(iter(coll.studies().items()))
+    table = tables.ablation(study, d, model, runs, coll.evals)
+    assert [row.labels[0] for row in table.rows] == ["chronological (registered)", "shuffled"]
+    assert table.rows[1].cells[-2] is not None and table.rows[1].cells[-2].p is not None
