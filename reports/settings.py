@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from bench.reports.collect import Run, Variant, variant_key
+from bench.runs.fields import LATER_FIELDS, completed
 
 
 def params_label(params: dict) -> str:
@@ -84,8 +85,9 @@ def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
         registered.setdefault(key, reg)
     if len(centres) <= 1:
         return {study: runs}
-    def fields(reg: dict) -> dict:
-        return {**{f"{part}.{k}": v for part in ("config", "train", "protocol") for k, v in reg.get(part, {}).items()},
+    def fields(reg: dict) -> dict:          # a field a record predates counts at its earlier value
+        return {**{f"{part}.{k}": v for part in ("config", "train", "protocol")
+                   for k, v in completed(reg.get(part, {}), LATER_FIELDS).items()},
                 "dataset": reg.get("dataset_fingerprint", reg.get("dataset"))}
     flat = {key: fields(reg) for key, reg in registered.items()}
     names = sorted({k for f in flat.values() for k in f})

@@ -266,11 +266,13 @@ def test_a_study_run_around_two_registered_points_is_two_tables():
     def run(sid, point, registered, seed=0, **config):
         record = {"model": "diffurecsys", "dataset": "beauty", "seed": seed, "study": "noisy_target", "study_id": sid,
                   "point": point, "registered": registered, "protocol": {"max_len": 50},
-                  "config": {"hidden": 128, "query_norm": True, "lambda_mean": 0.001, **config},
+                  "config": {"hidden": 128, "query_norm": True, "lambda_mean": 0.001, "xt_probe": "none", **config},
                   "train": {"precision": "fp32"}}
         return Run(record, Path("."))
 
     old = [run("a", "registered", True), run("a", "lambda=0", False, lambda_mean=0.0)]
+    for r in old:                               # stored before xt_probe existed: it counts at its earlier value
+        del r.record["config"]["xt_probe"]
     resumed = [run("a2", "registered", True, seed=1)]
     new = [run("b", "registered", True, query_norm=False),
            run("b", "lambda=0", False, query_norm=False, lambda_mean=0.0)]
