@@ -109,13 +109,13 @@ def study_label(record: dict) -> str:
     """A study table's dataset label: as `table_label`, less the split and history order, which a study
     may vary between its points (`bench ablate shuffled`); runs of one study around different protocols
     are told apart by their registered points (reports.settings.by_centre)."""
-    return record["dataset"] + (" (seen items excluded)" if record["protocol"].get("exclude_seen") else "")
+    return table_label(record, with_protocol=False)
 
 
-def table_label(record: dict) -> str:
+def table_label(record: dict, with_protocol: bool = True) -> str:
     """Dataset name, plus each protocol switch that is not the default: runs of different splits or
     history orders never share a table."""
-    return record["dataset"] + protocol_note(record["protocol"]) \
+    return record["dataset"] + (protocol_note(record["protocol"]) if with_protocol else "") \
         + (" (seen items excluded)" if record["protocol"].get("exclude_seen") else "")
 
 

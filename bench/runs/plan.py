@@ -23,9 +23,9 @@ from bench import data, registry
 from bench.errors import BenchError
 from bench.atomic import atomic_write_text
 from bench.runs import results
-from bench.runs.fields import completed, identity, variant
+from bench.runs.fields import identity, variant
 from bench.runs.grid import duration
-from bench.runs.spec import RunSpec
+from bench.runs.spec import RunSpec, stored_values
 
 REPEATS = 2                 # timed repeats of a step at least; the fastest gives the machine's rate (`fastest`)
 REPEATS_MAX = 8             # ... and at most, while their time stays under TIMING_S
@@ -244,9 +244,7 @@ def scoring_steps(cls, config) -> tuple[int, int]:
 
 def record_steps(record: dict) -> tuple[int, int]:
     cls = registry.model_class(record["model"])
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    return scoring_steps(cls, cls.Config(**{k: tuple(v) if isinstance(v, list) else v
-                                            for k, v in completed(record["config"], fields).items() if k in fields}))
+    return scoring_steps(cls, cls.Config(**stored_values(record["config"], cls.Config, known_only=True)))
 
 
 def measured(peers: list[dict], eval_every: int) -> tuple[float, float]:

@@ -123,16 +123,21 @@ def _restore(name: str, where: str | None, config: dict, train: dict, rest: dict
     return RunSpec(model=model, **rest)
 
 
+def stored_values(values: dict, kind, known_only: bool = False) -> dict:
+    """A results record's section as keyword arguments of the dataclass `kind`: lists back to tuples, and a
+    field the record predates at its earlier value (`completed`); `known_only` drops fields `kind` lacks."""
+    names = {f.name for f in dataclasses.fields(kind)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in completed(values, names).items()
+            if not known_only or k in names}
+
+
 def from_record(record: dict, out: str | Path) -> RunSpec:
     """The RunSpec of a finished run, read back from its results record (`bench eval`, `bench recommend`,
     a study's re-scoring); its run_id is the record's."""
     if record.get("model_dir"):                     # a model from outside the package
         registry.search(record["model_dir"])
     cls = registry.model_class(record["model"])
-    def typed(values: dict, kind) -> dict:
-        values = completed(values, {f.name for f in dataclasses.fields(kind)})
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-
+    typed = stored_values
     model = registry.ModelSpec(record["model"], cls, cls.Config(**typed(record["config"], cls.Config)),
                                dataclasses.replace(cls.train_defaults, **typed(record["train"], type(cls.train_defaults))))
     protocol = Protocol(**typed(record["protocol"], Protocol))
