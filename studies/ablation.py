@@ -48,13 +48,20 @@ class Ablation:
         return self.names[i] if self.names else label(self.points[i])
 
     def restricted(self, grid: dict[str, list[str]]) -> "Ablation":
-        """Keep the points whose FIELD is among the given values (`--grid offset_kind=per_example`)."""
+        """Keep the points whose FIELD is among the given values (`--grid offset_kind=per_example`); a point
+        that leaves FIELD unset (the registered point of noisy_target) has the registered value, so
+        `--grid lambda_mean=0.001` keeps it."""
         for fld in grid:
             if not any(fld in p for p in self.points):
                 raise BenchError(f"--grid {fld}: the {self.name} study does not vary '{fld}'; "
                                  f"it varies {', '.join(sorted({k for p in self.points for k in p}))}")
+        base = registry.resolve(self.model, {self.model: {k: raw(v) for k, v in self.fixed.items()}})
+
+        def value(point: dict[str, Any], fld: str) -> Any:
+            return point[fld] if fld in point else getattr(base.config, fld, getattr(base.train, fld, None))
+
         kept = [i for i, p in enumerate(self.points)
-                if all(any(matches(p.get(f), v) for v in vals) for f, vals in grid.items())]
+                if all(any(matches(value(p, f), v) for v in vals) for f, vals in grid.items())]
         if not kept:
             raise BenchError(f"--grid leaves no point of the {self.name} study")
         return dataclasses.replace(self, points=tuple(self.points[i] for i in kept),

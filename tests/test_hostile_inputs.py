@@ -369,6 +369,14 @@ def test_grid_values_compare_by_value_not_by_spelling():
     assert len(ablation.find("offset_noise", None, {"offset_noise": ["1"]}).points) == 1
 
 
+def test_a_grid_value_keeps_a_point_that_leaves_the_field_at_its_registered_value():
+    from bench.studies import ablation
+
+    registered = ablation.find("noisy_target", None, {"lambda_mean": ["0.001"]})
+    assert registered.points == ({},) and registered.names == ("registered",)
+    assert ablation.find("noisy_target", None, {"lambda_mean": ["0"]}).names == ("lambda=0",)
+
+
 def test_a_bad_storage_is_refused_before_the_plan(tmp_path):
     folder = tmp_path / "d"
     folder.mkdir()
