@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+from bench import registry
+from bench.errors import BenchError
+from bench.registry import contract
 from bench.reports.collect import Run, Variant, variant_key
 from bench.runs.fields import LATER_FIELDS, completed
 
@@ -62,11 +65,34 @@ def sort_key(params: dict):
     return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for _, v in sorted(params.items()))
 
 
+def centre_name(reg: dict, differ: set[str]) -> str:
+    """'the registered defaults' or 'variant=NAME' when the registered record `reg` has that setting's
+    model config on every field where the centres differ and on every field any variant sets (the model's
+    defaults and variants as the code has them now, at the record's max_len and dataset); else ''."""
+    model = reg.get("model", "")
+    try:
+        variants = contract.variants(registry.model_class(model))
+        candidates = [(None, registry.resolve(model, {}, reg.get("dataset"), reg.get("protocol", {}).get("max_len")))]
+        candidates += [(name, registry.resolve(model, {model: {registry.VARIANT_KEY: name}}, reg.get("dataset"),
+                                                reg.get("protocol", {}).get("max_len"))) for name in variants]
+    except (BenchError, ImportError):
+        return ""
+    config = reg.get("config", {})
+    every = {f for v in variants.values() for f in v}
+    for name, spec in candidates:
+        fields = {f for f in (set(variants.get(name, {})) if name else every) | differ if hasattr(spec.config, f)}
+        if fields and all(f in config and json.dumps(config[f]) == json.dumps(getattr(spec.config, f), default=str)
+                          for f in fields):
+            return "the registered defaults" if name is None else f"variant={name}"
+    return ""
+
+
 def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
     """A study's runs split by the point they were compared with: runs of one study name whose
     registered points differ (the study run again after the model's defaults changed, or around another
     centre) are separate tables, each named by the fields where its registered point differs from the
-    others'. Study ids that share a registered point (the same study rerun or resumed) stay one table,
+    others' (or, where they differ in model fields only, by the model setting each is: "the registered
+    defaults", "variant=paper"). Study ids that share a registered point (the same study rerun or resumed) stay one table,
     and so do studies without one (tune studies, a grid cut to points without it) when there is at most
     one centre to join."""
     ids: dict[str, list[Run]] = {}
@@ -93,6 +119,10 @@ def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
     names = sorted({k for f in flat.values() for k in f})
     differ = [k for k in names if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat.values()}) > 1]
     labels = {key: params_label({k.split(".", 1)[-1]: flat[key].get(k) for k in differ}) for key in centres}
+    if all(k.startswith("config.") for k in differ):       # a centre that is a named setting of the model
+        named = {key: centre_name(reg, {k.split(".", 1)[1] for k in differ}) for key, reg in registered.items()}
+        if all(named.values()) and len(set(named.values())) == len(named):
+            labels = named
     if "" in labels.values() or len(set(labels.values())) < len(labels):
         labels = {key: f"study id {centres[key][0].record.get('study_id', study)}" for key in centres}
     out = {f"{study} (around {labels[key]})": group for key, group in centres.items()}

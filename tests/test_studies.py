@@ -282,6 +282,34 @@ def test_a_study_run_around_two_registered_points_is_two_tables():
                      "noisy_target (around query_norm=False)": new}
 
 
+def test_centres_that_are_named_settings_of_the_model_are_named_so():
+    """Around the registered defaults and around `variant=paper`: each table is named by the setting its
+    registered point is, not by the six fields where the two differ."""
+    import dataclasses
+
+    from bench import registry
+    from bench.reports.collect import Run
+    from bench.reports.settings import by_centre
+
+    def run(sid, **sets):
+        spec = registry.resolve("diffurecsys", {"diffurecsys": sets}, "beauty", 50)
+        record = {"model": "diffurecsys", "dataset": "beauty", "seed": 0, "study": "noisy_target", "study_id": sid,
+                  "point": "registered", "registered": True, "protocol": {"max_len": 50},
+                  "config": dataclasses.asdict(spec.config), "train": {"precision": "fp32"}}
+        return Run(json.loads(json.dumps(record)), Path("."))
+
+    default, paper = run("a"), run("b", variant="paper")
+    split = by_centre("noisy_target", [default, paper])
+    assert split == {"noisy_target (around the registered defaults)": [default],
+                     "noisy_target (around variant=paper)": [paper]}
+    odd = run("c", variant="paper", query_norm="false")      # neither setting: named by its fields
+    assert set(by_centre("noisy_target", [default, odd])) == {
+        "noisy_target (around chain_blocks=False, cross_kind=heads, padding_sink=50, "
+        "query_per_position=True, shared_norm=True)",
+        "noisy_target (around chain_blocks=True, cross_kind=softmax, padding_sink=0, "
+        "query_per_position=False, shared_norm=False)"}
+
+
 def test_centres_differing_only_in_protocol_or_data_keep_every_run_and_studies_without_one_stay_whole():
     from bench.reports.collect import Run
     from bench.reports.settings import by_centre
