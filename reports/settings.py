@@ -92,9 +92,9 @@ def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
     registered points differ (the study run again after the model's defaults changed, or around another
     centre) are separate tables, each named by the fields where its registered point differs from the
     others' (or, where they differ in model fields only, by the model setting each is: "the registered
-    defaults", "variant=paper"). Study ids that share a registered point (the same study rerun or resumed) stay one table,
-    and so do studies without one (tune studies, a grid cut to points without it) when there is at most
-    one centre to join."""
+    defaults", "variant=paper"). Study ids that share a registered point (the same study rerun or
+    resumed) stay one table, and so do studies without one (tune studies, a grid cut to points without
+    it) when there is at most one centre to join."""
     ids: dict[str, list[Run]] = {}
     for r in runs:
         ids.setdefault(r.record.get("study_id", study), []).append(r)
