@@ -8,8 +8,8 @@ x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (the forward process of training). 
 estimate is computed from the true x_t and again with x_t replaced by zeros (what `xt_probe=zero` shows
 it at every reverse step). Printed per run and level: the relative change ||f(x_t) - f(0)|| / ||f(x_t)||,
 the cosine of each estimate to the target embedding, and the share of users whose target rank among
-all items differs between the two estimates, and the mean absolute change of that rank. lambda, the noise and x_t are drawn from one seeded
-generator, so two calls print the same figures.
+all items differs between the two estimates, and the mean absolute change of that rank. lambda, the
+noise and x_t are drawn from one seeded generator, so two calls print the same figures.
 """
 from __future__ import annotations
 
@@ -74,11 +74,12 @@ def main() -> None:
     ap.add_argument("--levels", default="1,8,16,32")
     args = ap.parse_args()
     levels = [int(v) for v in args.levels.split(",")]
-    print("run       model        t   ||f(x_t)-f(0)||/||f(x_t)||  cos(f(x_t), x0)  cos(f(0), x0)  target rank moved  mean |rank change|")
+    print("run       model          t  ||f(x_t)-f(0)||/||f(x_t)||  cos(f(x_t), x0)  cos(f(0), x0)  "
+          "target rank moved  mean |rank change|")
     for run_id in args.runs:
         for r in sensitivity(args.out, run_id, args.users, levels):
-            print(f"{r['run']}  {r['model']:<11} {r['t']:>3}   {r['rel_change']:.2e}                   "
-                  f"{r['cos_xt']:.3f}            {r['cos_zero']:.3f}          {100 * r['rank_moved']:.1f} %             {r['rank_shift']:.2f}")
+            print(f"{r['run']}  {r['model']:<12} {r['t']:>3}  {r['rel_change']:<27.2e} {r['cos_xt']:<16.3f} "
+                  f"{r['cos_zero']:<14.3f} {100 * r['rank_moved']:<5.1f} %            {r['rank_shift']:.2f}")
 
 
 if __name__ == "__main__":
