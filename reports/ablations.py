@@ -3,7 +3,7 @@
 Each point of a `bench ablate` study is a Variant (its seeds); the point whose runs are tagged
 `registered` (it resolves to the model's registered settings) is the reference. For each other
 point and each seen-item setting, the per-user test NDCG@10 (or HR@10), averaged over seeds, is
-compared with the reference's: the mean difference in percentage points, the half-width of its 95 %
+compared with the reference's at the same seeds (a point run at seed 0 only against the reference's seed 0): the mean difference in percentage points, the half-width of its 95 %
 t-interval over users, and a paired test's p-value, Holm-adjusted over the study's points. Torch-free.
 """
 from __future__ import annotations
@@ -106,12 +106,20 @@ def compare(runs: list[Run], evals: list[dict], test: str, metrics=("ndcg@10", "
     reference = next((p for p in points if p.registered), None)
     if reference is None:
         return points
+    def seeds(p: Point) -> frozenset:
+        variant = p.variant.variant if isinstance(p.variant, Rescored) else p.variant
+        return frozenset(r.record["seed"] for r in variant.runs)
+
+    # a point is compared with the registered point's runs at its own seeds (the same seeds in both arms):
+    # a point with seed 0 only is set against the registered seed 0, not against the mean of three seeds
+    shared = {s: Variant([r for r in reference.variant.runs if r.record["seed"] in s])
+              for s in {seeds(p) for p in points}}
     for seen in SEEN:
         for metric in metrics:
-            base = reference.variant.seen_per_user(seen, metric, evals)
+            bases = {s: v.seen_per_user(seen, metric, evals) if v.runs else None for s, v in shared.items()}
             raw, diffs = {}, {}
             for p in points:
-                mine = p.variant.seen_per_user(seen, metric, evals)
+                mine, base = p.variant.seen_per_user(seen, metric, evals), bases[seeds(p)]
                 if p is reference or base is None or mine is None or len(mine) != len(base):
                     continue
                 diffs[p.name] = 100 * (mine - base)

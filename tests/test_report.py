@@ -672,3 +672,33 @@ def test_latex_with_the_reports_symbols_compiles_with_pdflatex(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert r"$\Delta$" in tex and r"$-$" in tex
+
+
+def test_a_point_at_fewer_seeds_is_compared_with_the_registered_runs_at_its_own_seeds(tmp_path):
+    """The registered point has seeds 0-2, another point seed 0 only: its difference is paired against
+    the registered seed 0 (the same seeds in both arms), not against the mean of three seeds."""
+    from bench.reports.ablations import compare
+    from bench.reports.collect import Run
+
+    rng = np.random.default_rng(0)
+    users = 400
+
+    def run(point, seed, values, registered=False):
+        path = tmp_path / f"{point}-{seed}.csv"
+        path.write_text("ndcg@10,hr@10\n" + "".join(f"{v},{v}\n" for v in values))
+        record = {"model": "diffurecsys", "dataset": "beauty", "seed": seed, "run_id": f"{point}{seed}",
+                  "study": "noisy_target", "study_id": "s", "point": point, "registered": registered,
+                  "point_index": 0 if registered else 1, "params": {} if registered else {"lambda_mean": 0.0},
+                  "config": {"lambda_mean": 0.001 if registered else 0.0}, "train": {}, "protocol": {"ks": [10]},
+                  "test_seen": {s: {"ndcg@10": float(np.mean(values))} for s in ("kept", "removed")},
+                  "per_user_seen": {s: path.name for s in ("kept", "removed")}}
+        return Run(record, tmp_path)
+
+    registered = [rng.random(users) for _ in range(3)]
+    registered[1] += 0.5                            # seeds 1 and 2 score far higher than seed 0
+    registered[2] += 0.5
+    other = registered[0] + 0.01                    # one point at seed 0: 1 point above the registered seed 0
+    runs = [run("registered", s, v, True) for s, v in enumerate(registered)] + [run("lambda=0", 0, other)]
+    points = compare(runs, [], "ttest")
+    delta = next(p for p in points if p.name == "lambda=0").deltas[("removed", "ndcg@10")]
+    assert delta.points == pytest.approx(1.0)
