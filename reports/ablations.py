@@ -3,8 +3,9 @@
 Each point of a `bench ablate` study is a Variant (its seeds); the point whose runs are tagged
 `registered` (it resolves to the model's registered settings) is the reference. For each other
 point and each seen-item setting, the per-user test NDCG@10 (or HR@10), averaged over seeds, is
-compared with the reference's at the same seeds (a point run at seed 0 only against the reference's seed 0): the mean difference in percentage points, the half-width of its 95 %
-t-interval over users, and a paired test's p-value, Holm-adjusted over the study's points. Torch-free.
+compared with the reference's at the same seeds (a point run at seed 0 only against the reference's
+seed 0): the mean difference in percentage points, the half-width of its 95 % t-interval over users,
+and a paired test's p-value, Holm-adjusted over the study's points. Torch-free.
 """
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ def compare(runs: list[Run], evals: list[dict], test: str, metrics=("ndcg@10", "
     reference = next((p for p in points if p.registered), None)
     if reference is None:
         return points
+
     def seeds(p: Point) -> frozenset:
         variant = p.variant.variant if isinstance(p.variant, Rescored) else p.variant
         return frozenset(r.record["seed"] for r in variant.runs)

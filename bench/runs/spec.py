@@ -137,10 +137,10 @@ def from_record(record: dict, out: str | Path) -> RunSpec:
     if record.get("model_dir"):                     # a model from outside the package
         registry.search(record["model_dir"])
     cls = registry.model_class(record["model"])
-    typed = stored_values
-    model = registry.ModelSpec(record["model"], cls, cls.Config(**typed(record["config"], cls.Config)),
-                               dataclasses.replace(cls.train_defaults, **typed(record["train"], type(cls.train_defaults))))
-    protocol = Protocol(**typed(record["protocol"], Protocol))
+    train = stored_values(record["train"], type(cls.train_defaults))
+    model = registry.ModelSpec(record["model"], cls, cls.Config(**stored_values(record["config"], cls.Config)),
+                               dataclasses.replace(cls.train_defaults, **train))
+    protocol = Protocol(**stored_values(record["protocol"], Protocol))
     where = DataRef(record.get("dataset_path") or record["dataset"], None, record["dataset_fingerprint"])
     return RunSpec(model=model, data=where, protocol=protocol, seed=record["seed"], out=str(out))
 
