@@ -1,13 +1,14 @@
 """The study points' `bench run` commands, one per line, in the order that answers questions first:
-offset 0 at three seeds, seed 0 of every other point of the four DiffuRecSys studies and the
-code_fidelity walk, then seeds 1 and 2.
+three seeds each of the registered point, lambda = 0, self-attention only and T = 4, then seed 0 of
+every other point of the four DiffuRecSys studies and the code_fidelity walk, then their seeds 1 and 2.
 
-    python scripts/ablation_queue.py > queue.txt
+    python scripts/ablation_queue.py [DATASET] > queue.txt
     scripts/queue_worker.sh queue.txt 1 & scripts/queue_worker.sh queue.txt 2 &
 
 Each line is exactly what `bench ablate STUDY --exclude-seen --out runs/ablations` trains for that point
 (the point's fields and the studies' shared settings under --set), so the study commands later find
-these runs finished and tag them; a line already finished is skipped, a stopped one resumes.
+these runs finished and tag them; a line already finished is skipped, a stopped one resumes. The lines
+resolve against the registered defaults when they run: regenerate the queue after a default changes.
 """
 from bench.studies import attention, code_fidelity, diffusion_steps, noisy_target, offset_noise
 from bench.studies.ablation import SELECTION
@@ -21,15 +22,16 @@ def line(model: str, dataset: str, seed: int, point: dict) -> str:
 
 def queue(dataset: str = "beauty") -> list[str]:
     op, ap, tp = offset_noise.ABLATION.points, attention.ABLATION.points, diffusion_steps.ABLATION.points
-    # the biggest questions first: no offset noise (three seeds: the paper's claim), no noisy target,
-    # T = 4, self-attention only, offset 1.0, the paper's reading of the Approximator
-    first = [*noisy_target.ABLATION.points, tp[0], ap[0], op[3], ap[6], tp[2], ap[3], op[2], op[4], ap[1], ap[2],
-             ap[4]]
-    order = [line("diffurecsys", dataset, seed, op[0]) for seed in (0, 1, 2)]
-    order += [line("diffurecsys", dataset, 0, p) for p in first]
+    registered, no_target = noisy_target.ABLATION.points
+    # three seeds of the biggest questions: no noisy target, self-attention only, T = 4
+    three = [registered, no_target, ap[0], tp[0]]
+    # then one seed of the rest: the paper's Approximator, T = 128, cross+self softmax, the offsets, cross only
+    rest = [ap[6], tp[2], ap[3], op[1], op[2], op[3], op[4], ap[1], ap[2], ap[4]]
+    order = [line("diffurecsys", dataset, seed, p) for p in three for seed in (0, 1, 2)]
+    order += [line("diffurecsys", dataset, 0, p) for p in rest]
     order += [line("diffurecsys", dataset, 0, p) for p in code_fidelity.ABLATION.points]
     for seed in (1, 2):
-        order += [line("diffurecsys", dataset, seed, p) for p in first]
+        order += [line("diffurecsys", dataset, seed, p) for p in rest]
     return list(dict.fromkeys(order))
 
 

@@ -181,8 +181,10 @@ def test_loss_aware_sampler_leaves_warmup_and_reweights():
 
 def test_diffurecsys_defaults():
     spec = registry.resolve("diffurecsys")
-    assert spec.config.attention == "cross+self" and spec.config.offset_noise == 0.1
-    assert spec.config.offset_kind == "per_example" and spec.config.diffusion_steps == 32
+    assert spec.config.attention == "cross+self" and spec.config.offset_noise == 0.0
+    assert spec.config.cross_kind == "heads" and spec.config.diffusion_steps == 32
+    paper = registry.resolve("diffurecsys", {"diffurecsys": {registry.VARIANT_KEY: "paper"}}).config
+    assert paper.offset_noise == 0.1 and paper.offset_kind == "per_example" and paper.cross_kind == "softmax"
     assert registry.resolve("diffurec").config.attention == "self"
 
 

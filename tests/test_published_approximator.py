@@ -107,8 +107,8 @@ def test_the_published_variant_resolves_with_padding_to_max_len():
 
 def test_the_registered_model_is_the_published_approximator_and_paper_is_the_papers_reading():
     """The registered DiffuRecSys runs the code's Approximator (padding to the run's max_len) at the
-    harness's training; `variant=paper` is the earlier default, and each is the same run as the same
-    switches given one by one."""
+    harness's training without offset noise; `variant=paper` is the paper's Approximator with its offset
+    noise (the default before 2026-12-07), and each is the same run as the same switches given one by one."""
     published = {k: str(v) for k, v in PUBLISHED_APPROXIMATOR.items()}
     for max_len in (50, 100):
         default = registry.resolve("diffurecsys", {}, "beauty", max_len)
@@ -116,13 +116,14 @@ def test_the_registered_model_is_the_published_approximator_and_paper_is_the_pap
         assert (c.chain_blocks, c.shared_norm, c.query_norm, c.query_per_position, c.cross_kind, c.padding_sink) == (
             False, True, False, True, "heads", max_len)
         assert (c.attention, c.offset_noise, c.hidden, c.init_std, default.train.weight_decay) == (
-            "cross+self", 0.1, 128, 0.0, 0.0)
+            "cross+self", 0.0, 128, 0.0, 0.0)
         given = registry.resolve("diffurecsys", {"diffurecsys": {**published, "padding_sink": str(max_len)}},
                                  "beauty", max_len)
         assert run_id(default, "fp", 0, Protocol(max_len=max_len)) == run_id(given, "fp", 0, Protocol(max_len=max_len))
     paper = registry.resolve("diffurecsys", {"diffurecsys": {"variant": "paper"}}, "beauty", 50).config
     assert (paper.chain_blocks, paper.shared_norm, paper.query_norm, paper.query_per_position, paper.cross_kind,
-            paper.padding_sink) == (True, False, True, False, "softmax", 0)
+            paper.padding_sink, paper.offset_noise, paper.offset_kind) == (True, False, True, False, "softmax", 0, 0.1,
+                                                                            "per_example")
     assert set(PAPER_READING) == set(PUBLISHED_APPROXIMATOR)
     # DiffuRec keeps its own defaults: no padding sink, the paper's attention settings
     d = registry.resolve("diffurec", {}, "beauty", 100).config

@@ -224,8 +224,7 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     assert ticks == ["registered * (n = 2)", "lambda=0 (n = 2)"] and "95 % t-interval" in fig.caption
     # a second command with another study sharing the registered point trains nothing new
     again = bench_cli("ablate", "offset_noise", "--dataset", "synthetic", "--seeds", "2", "--exclude-seen",
-                      "--max-len", "20", "--grid", "offset_noise=0.1", "--grid", "offset_kind=per_example",
-                      *TINY_DIFFUSION, "--out", str(out))
+                      "--max-len", "20", "--grid", "offset_noise=0.0", *TINY_DIFFUSION, "--out", str(out))
     assert again.returncode == 0, again.stderr
     trained = {r["run_id"] for r in results.read(out) if not r.get("reused")}
     assert len(trained) == 4
@@ -236,7 +235,7 @@ def test_a_named_study_runs_on_the_verdicts_protocol_and_reports_differences_to_
     coll = collect([out])
     offset = next(runs for (name, _, _), runs in coll.studies().items() if name == "offset_noise")
     assert [row.labels[0] for row in tables.ablation("offset_noise", "synthetic", model, offset, coll.evals).rows] \
-        == ["offset_noise=0.1, offset_kind=per_example (registered)"]
+        == ["offset_noise=0.0, offset_kind=per_example (registered)"]
 
 
 def test_a_study_whose_points_resolve_to_other_configs_is_another_study(monkeypatch):
@@ -304,9 +303,9 @@ def test_centres_that_are_named_settings_of_the_model_are_named_so():
                      "noisy_target (around variant=paper)": [paper]}
     odd = run("c", variant="paper", query_norm="false")      # neither setting: named by its fields
     assert set(by_centre("noisy_target", [default, odd])) == {
-        "noisy_target (around chain_blocks=False, cross_kind=heads, padding_sink=50, "
+        "noisy_target (around chain_blocks=False, cross_kind=heads, offset_noise=0, padding_sink=50, "
         "query_per_position=True, shared_norm=True)",
-        "noisy_target (around chain_blocks=True, cross_kind=softmax, padding_sink=0, "
+        "noisy_target (around chain_blocks=True, cross_kind=softmax, offset_noise=0.1, padding_sink=0, "
         "query_per_position=False, shared_norm=False)"}
 
 
