@@ -68,7 +68,9 @@ def sort_key(params: dict):
 def centre_name(reg: dict, differ: set[str]) -> str:
     """'the registered defaults' or 'variant=NAME' when the registered record `reg` has that setting's
     model config on every field where the centres differ and on every field any variant sets (the model's
-    defaults and variants as the code has them now, at the record's max_len and dataset); else ''."""
+    defaults and variants as the code has them now, at the record's max_len and dataset); else the
+    registered defaults or a variant with the few fields where `reg` leaves it ('the registered defaults,
+    offset_noise=0.1': the setting it shares most of `differ` with, at most two fields off); else ''."""
     model = reg.get("model", "")
     try:
         variants = contract.variants(registry.model_class(model))
@@ -79,13 +81,17 @@ def centre_name(reg: dict, differ: set[str]) -> str:
         return ""
     config = reg.get("config", {})
     every = {f for v in variants.values() for f in v}
+    same = lambda spec, f: f in config and json.dumps(config[f]) == json.dumps(getattr(spec.config, f), default=str)
+    near = []
     for name, spec in candidates:
+        title = "the registered defaults" if name is None else f"variant={name}"
         fields = {f for f in (set(variants.get(name, {})) if name else every) | differ if hasattr(spec.config, f)}
-        if fields and all(f in config and json.dumps(config[f]) == json.dumps(getattr(spec.config, f), default=str)
-                          for f in fields):
-            return "the registered defaults" if name is None else f"variant={name}"
-    return ""
-
+        if fields and all(same(spec, f) for f in fields):
+            return title
+        off = {f: config.get(f) for f in fields if not same(spec, f)}
+        if fields and len(off) <= 2 and all(f in config for f in off):
+            near.append((len(off), f"{title}, {params_label(off)}"))
+    return min(near)[1] if near else ""
 
 def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
     """A study's runs split by the point they were compared with: runs of one study name whose

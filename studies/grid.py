@@ -58,7 +58,10 @@ class GridPlan:
                     "protocol": identity(base.protocol.to_dict()), "dataset": base.data.name,
                     # what each point resolves to: a study run again after the model's defaults changed
                     # is another study, not one whose (point, seed) cells are already covered
-                    "resolved": [s.with_(seed=0).run_id for s in specs]}
+                    "resolved": [s.with_(seed=0).run_id for s in specs],
+                    # and the point it is compared with: after a default moved from one point to another
+                    # (offset 0.1 -> 0), the same points around the new default are another study
+                    "registered": base.with_(seed=0).run_id}
         sid = f"{ablation.name}-{base.data.stem}-{base.name}-{digest(settings)}"
         return cls(ablation.name, sid, base, ablation.points, tuple(seeds), ablation.names, registered, specs)
 

@@ -251,6 +251,16 @@ def test_a_study_whose_points_resolve_to_other_configs_is_another_study(monkeypa
     first = plan()
     assert plan().study_id == first.study_id
     assert plan(variant="paper").study_id != first.study_id
+    # every offset point sets both its fields, so each resolves as before when the default offset moves
+    # from 0 to 0.1; only the point compared with changes, and with it the study
+    offsets = ablation.find("offset_noise", None, {})
+    at_default = GridPlan.of(offsets, build("diffurecsys", "synthetic"), [0])
+    monkeypatch.setitem(registry.DATASET_DEFAULTS, "synthetic",
+                        {**registry.DATASET_DEFAULTS["synthetic"], "offset_noise": "0.1"})
+    moved = GridPlan.of(offsets, build("diffurecsys", "synthetic"), [0])
+    assert [s.run_id for s in moved.specs] == [s.run_id for s in at_default.specs]
+    assert at_default.registered.startswith("offset_noise=0.0") and moved.registered.startswith("offset_noise=0.1")
+    assert moved.study_id != at_default.study_id
     monkeypatch.setitem(registry.DATASET_DEFAULTS, "synthetic",
                         {**registry.DATASET_DEFAULTS["synthetic"], "emb_dropout": "0.2"})
     assert plan().study_id != first.study_id
@@ -301,12 +311,16 @@ def test_centres_that_are_named_settings_of_the_model_are_named_so():
     split = by_centre("noisy_target", [default, paper])
     assert split == {"noisy_target (around the registered defaults)": [default],
                      "noisy_target (around variant=paper)": [paper]}
-    odd = run("c", variant="paper", query_norm="false")      # neither setting: named by its fields
-    assert set(by_centre("noisy_target", [default, odd])) == {
-        "noisy_target (around chain_blocks=False, cross_kind=heads, offset_noise=0, padding_sink=50, "
-        "query_per_position=True, shared_norm=True)",
-        "noisy_target (around chain_blocks=True, cross_kind=softmax, offset_noise=0.1, padding_sink=0, "
-        "query_per_position=False, shared_norm=False)"}
+    # a setting near one: named by it and the fields where it leaves it
+    near, odd = run("c", offset_noise="0.1"), run("d", variant="paper", query_norm="false")
+    assert set(by_centre("noisy_target", [default, paper, near, odd])) == {
+        "noisy_target (around the registered defaults)", "noisy_target (around variant=paper)",
+        "noisy_target (around the registered defaults, offset_noise=0.1)",
+        "noisy_target (around variant=paper, query_norm=False)"}
+    far = run("e", variant="paper", query_norm="false", shared_norm="true", chain_blocks="false")
+    assert set(by_centre("noisy_target", [default, far])) == {     # neither setting: named by its fields
+        "noisy_target (around cross_kind=heads, offset_noise=0, padding_sink=50, query_per_position=True)",
+        "noisy_target (around cross_kind=softmax, offset_noise=0.1, padding_sink=0, query_per_position=False)"}
 
 
 def test_centres_differing_only_in_protocol_or_data_keep_every_run_and_studies_without_one_stay_whole():
