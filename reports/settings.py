@@ -93,6 +93,7 @@ def centre_name(reg: dict, differ: set[str]) -> str:
             near.append((len(off), f"{title}, {params_label(off)}"))
     return min(near)[1] if near else ""
 
+
 def by_centre(study: str, runs: list[Run]) -> dict[str, list[Run]]:
     """A study's runs split by the point they were compared with: runs of one study name whose
     registered points differ (the study run again after the model's defaults changed, or around another
