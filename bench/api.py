@@ -27,12 +27,14 @@ def run(models: str | list[str] = "all", dataset: str = "synthetic", seeds: int 
     """Train and evaluate `models` x `seeds` on `dataset` (as `bench run`); the runs' records, one row each.
     progress=True prints the progress lines `bench run` prints to stderr."""
     from bench.cli.commands import run_requests
+    from bench.cli.runoptions import RunOptions
     from bench.runs.grid import run_grid
 
-    requests, jobs, _, _, out = run_requests(
-        dataset, ",".join(models) if isinstance(models, (list, tuple)) else models, seed_spec(seeds), epochs, out,
-        jobs, device, max_len, exclude_seen, set_strings(sets), force, data_dir, config, None, threads, "none",
-        split, cutoff, order, progress="lines" if progress else "none", quiet=not progress)
+    opts = RunOptions(dataset=dataset, models=",".join(models) if isinstance(models, (list, tuple)) else models,
+                      seeds=seed_spec(seeds), epochs=epochs, out=Path(out), sets=set_strings(sets), max_len=max_len,
+                      exclude_seen=exclude_seen, split=split, cutoff=cutoff, order=order, jobs=jobs, threads=threads,
+                      device=device, force=force, data_dir=data_dir, config=config)
+    requests, jobs, _, _, out = run_requests(opts, progress="lines" if progress else "none", quiet=not progress)
     return frame(run_grid(requests, jobs))
 
 

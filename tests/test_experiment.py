@@ -99,6 +99,33 @@ def test_grid_flags_beside_an_experiment_are_refused(tmp_path):
     assert missing.returncode == 2 and "needs --dataset" in missing.stderr
 
 
+def test_bench_runs_options_are_declared_once_and_an_experiment_file_sets_the_grid_ones():
+    """The `bench run` command is built from RunOptions: its flags are the record's fields, and the options
+    marked GRID are exactly those an experiment file replaces (a field added there is a flag and, if
+    marked, a clash beside --experiment, with nothing else to edit)."""
+    import dataclasses
+
+    import typer.main
+
+    from bench.cli.main import app
+    from bench.cli.runoptions import RunOptions, flag, grid_names
+    from bench.runs.experiment import Experiment
+
+    command = typer.main.get_command(app).commands["run"]
+    fields = [f.name for f in dataclasses.fields(RunOptions)]
+    assert [p.name for p in command.params if p.name != "help"] == fields
+    assert {flag(name) for name in fields} == {p.opts[0] for p in command.params if p.name != "help"}
+    experiment_fields = {f.name for f in dataclasses.fields(Experiment)}
+    assert set(grid_names()) - {"dataset"} <= experiment_fields
+    assert {"dataset", "models", "seeds", "max_len", "exclude_seen", "sets", "split", "order"} <= set(grid_names())
+    assert not {"out", "jobs", "threads", "device", "data_dir"} & set(grid_names())
+    changed = dict(dataset="toys", models="pop", seeds="3", epochs=1, max_len=20, exclude_seen=True,
+                   sets=["pop.x=1"], split="temporal", cutoff=0.5, order="shuffled")
+    for name in grid_names():
+        assert RunOptions(**{name: changed[name]}).grid_given() == [flag(name)]
+    assert RunOptions(split="leave-one-out", out="x", jobs=2).grid_given() == []
+
+
 @pytest.mark.parametrize("name", ["verdict", "ml-1m", "ml-1m-200"])
 def test_the_shipped_experiment_files_load_and_resolve(name):
     from pathlib import Path

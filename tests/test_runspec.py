@@ -65,9 +65,11 @@ def test_bench_runs_settings_are_resolved_once_per_model_from_flags_to_the_store
     calls = []
     real = registry.resolve
     monkeypatch.setattr(registry, "resolve", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
-    specs, jobs, *_ = commands.run_requests(
-        "synthetic", "pop,sasrec", "2", None, tmp_path / "out", 1, "auto", None, False,
-        [f"sasrec.{k}={v}" for k, v in TINY.items()], False, None, quiet=True)
+    from bench.cli.runoptions import RunOptions
+
+    specs, jobs, *_ = commands.run_requests(RunOptions(
+        dataset="synthetic", models="pop,sasrec", seeds="2", out=tmp_path / "out",
+        sets=[f"sasrec.{k}={v}" for k, v in TINY.items()]), quiet=True)
     assert sorted(calls) == ["pop", "sasrec"]
     plan.plan(specs)
     records = run_grid(specs, jobs)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bench.cli.options import parse_seed_list, parse_seeds
 from bench.cli.paths import output_dir
+from bench.cli.runoptions import RunOptions, grid_names
 from bench.errors import BenchError
 
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -21,56 +22,42 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, **({} if sys.stderr.isatty() else {"width": 200}))
 
 
-# `bench run` options an experiment file sets; given beside --experiment they are a mistake
-GRID_OPTIONS = {"dataset": "--dataset", "models": "--models", "seeds": "--seeds", "epochs": "--epochs",
-                "max_len": "--max-len", "exclude_seen": "--exclude-seen", "sets": "--set", "split": "--split",
-                "cutoff": "--cutoff", "order": "--order"}
-# the protocol options' defaults: given at their default beside --experiment, they are not a clash
-PROTOCOL_DEFAULTS = {"split": "leave-one-out", "cutoff": 0.9, "order": "chronological"}
-
-
-def from_experiment(path, given: dict, out, data_dir) -> tuple:
-    """(experiment, datasets, grid options, out, data_dir) from an experiment file; the command line may
-    add --out and --data-dir only where the file does not set them."""
+def from_experiment(opts):
+    """(experiment, datasets, options) from --experiment: the file's grid replaces the options'; the
+    command line may add --out and --data-dir only where the file does not set them."""
     from bench.runs import experiment as exp
 
-    clash = [flag for key, flag in GRID_OPTIONS.items()
-             if given.get(key) not in (None, False, [], (), PROTOCOL_DEFAULTS.get(key))]
+    clash = opts.grid_given()
     if clash:
-        raise BenchError(f"{', '.join(clash)} cannot be given with --experiment: the file {path} sets the grid "
-                         "(edit it, or drop --experiment)")
-    e = exp.load(path)
-    if e.out is not None and out is not None and e.out.resolve() != out.resolve():
-        raise BenchError(f"--out {out} differs from the out of {path} ({e.out}); drop one")
-    grid = dict(models=e.models, seeds=e.seeds, epochs=e.epochs, max_len=e.max_len, exclude_seen=e.exclude_seen,
-                sets=list(e.sets), split=e.split, cutoff=e.cutoff, order=e.order)
-    return e, list(e.datasets), grid, e.out or out, data_dir if data_dir is not None else e.data_dir
+        raise BenchError(f"{', '.join(clash)} cannot be given with --experiment: the file {opts.experiment} sets "
+                         "the grid (edit it, or drop --experiment)")
+    e = exp.load(opts.experiment)
+    if e.out is not None and opts.out is not None and e.out.resolve() != Path(opts.out).resolve():
+        raise BenchError(f"--out {opts.out} differs from the out of {opts.experiment} ({e.out}); drop one")
+    grid = {name: getattr(e, name) for name in grid_names() if name != "dataset"}
+    return e, list(e.datasets), opts.replace(**grid, out=e.out or opts.out,
+                                              data_dir=opts.data_dir if opts.data_dir is not None else e.data_dir)
 
 
-def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
-        config, backend, scheduler, dry_run=False, experiment=None, threads=0, log="none",
-        split="leave-one-out", cutoff=0.9, order="chronological"):
-    """`bench run`: train and evaluate models x seeds on one dataset (or the datasets of an experiment
-    file); skip runs already finished."""
+def run(opts: RunOptions):
+    """Train and evaluate models x seeds on a dataset (or an experiment file's); skip runs already finished."""
     from bench.runs.grid import run_grid
     from bench.runs.summary import render, summarize
 
-    if backend not in ("local", "dask"):
-        raise BenchError(f"unknown --backend '{backend}'; choose local or dask")
-    if backend == "dask":
+    if opts.backend not in ("local", "dask"):
+        raise BenchError(f"unknown --backend '{opts.backend}'; choose local or dask")
+    if opts.backend == "dask":
         from bench.runs.grid import check_scheduler
 
-        check_scheduler(scheduler)          # before the plan's timing
+        check_scheduler(opts.scheduler)          # before the plan's timing
     requests, jobs, why, e, out = run_requests(
-        dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir, config,
-        experiment, threads, log, split, cutoff, order, progress="bar" if sys.stderr.isatty() and jobs == 1 else "lines",
-        local=backend == "local")
-    rows = show_plan(requests, jobs, dry_run, threads=why)
-    if dry_run:
+        opts, progress="bar" if sys.stderr.isatty() and opts.jobs == 1 else "lines", local=opts.backend == "local")
+    rows = show_plan(requests, jobs, opts.dry_run, threads=why)
+    if opts.dry_run:
         return
     if e:
         e.store(out)
-    records = run_grid(requests, jobs, backend, scheduler, rows)
+    records = run_grid(requests, jobs, opts.backend, opts.scheduler, rows)
     skipped = sum(1 for r in records if r.get("skipped"))
     if skipped:
         console.print(f"{skipped} of {len(records)} runs were already finished in {out} (use --force to rerun)")
@@ -78,9 +65,7 @@ def run(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen
     console.print(f"results: {out / 'results.jsonl'}")
 
 
-def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exclude_seen, sets, force, data_dir,
-                 config=None, experiment=None, threads=0, log="none", split="leave-one-out", cutoff=0.9,
-                 order="chronological", progress="lines", local=True, quiet=False):
+def run_requests(opts: RunOptions, progress="lines", local=True, quiet=False):
     """The runs of `bench run`'s options (or of the Python API, bench.api.run), every option checked
     before any work: (RunSpecs, jobs, what set the threads, the experiment or None, out)."""
     from bench import data, registry
@@ -90,59 +75,56 @@ def run_requests(dataset, models, seeds, epochs, out, jobs, device, max_len, exc
     from bench.eval.protocol import Protocol
 
     e = None
-    if experiment is not None:
-        given = dict(dataset=dataset, models=models, seeds=seeds, epochs=epochs, max_len=max_len,
-                     exclude_seen=exclude_seen, sets=sets, split=split, cutoff=cutoff, order=order)
-        e, datasets, grid, out, data_dir = from_experiment(experiment, given, out, data_dir)
-        models, seeds, epochs, max_len, exclude_seen, sets, split, cutoff, order = (grid[k] for k in (
-            "models", "seeds", "epochs", "max_len", "exclude_seen", "sets", "split", "cutoff", "order"))
-    elif dataset is None:
+    if opts.experiment is not None:
+        e, datasets, opts = from_experiment(opts)
+    elif opts.dataset is None:
         raise BenchError("bench run needs --dataset NAME (or --experiment FILE.toml)")
     else:
-        datasets = [dataset]
-    out = Path(out) if out is not None else Path("runs")
-    seeds = "1" if seeds is None else str(seeds)
-    max_len = 50 if max_len is None else max_len
+        datasets = [opts.dataset]
+    out = Path(opts.out) if opts.out is not None else Path("runs")
+    max_len = 50 if opts.max_len is None else opts.max_len
     output_dir(out)
-    saved = runconfig.load(config) if config else None
-    names = registry.parse_models(models or (saved.model if saved else "all"))
-    seed_list = parse_seeds(seeds)
-    if max_len < 1 or jobs < 1:
+    saved = runconfig.load(opts.config) if opts.config else None
+    names = registry.parse_models(opts.models or (saved.model if saved else "all"))
+    seed_list = parse_seeds("1" if opts.seeds is None else str(opts.seeds))
+    if max_len < 1 or opts.jobs < 1:
         raise BenchError("--max-len and --jobs must be at least 1")
     from bench.runs import threads as thread_counts
     from bench.train import tblog
     from bench.eval import splits
 
-    thread_counts.check(threads)            # a bad --threads, --log or --split: before any work
-    tblog.check(log)
-    splits.check(split, order, cutoff)
-    overrides = parse_sets(sets, names)
-    if epochs is not None:
+    thread_counts.check(opts.threads)            # a bad --threads, --log or --split: before any work
+    tblog.check(opts.log)
+    splits.check(opts.split, opts.order, opts.cutoff)
+    overrides = parse_sets(opts.sets, names)
+    if opts.epochs is not None:
         for name in names:
-            overrides.setdefault(name, {}).setdefault("epochs", str(epochs))
+            overrides.setdefault(name, {}).setdefault("epochs", str(opts.epochs))
     if saved:
         saved.merge_into(overrides, names)          # --set and --epochs win over the file
-    protocol = Protocol(max_len=max_len, exclude_seen=exclude_seen, split=split, order=order, cutoff=cutoff)
+    protocol = Protocol(max_len=max_len, exclude_seen=opts.exclude_seen, split=opts.split, order=opts.order,
+                        cutoff=opts.cutoff)
     # each model's settings resolved and checked once per dataset, before any data is read
     resolved = {(d, m): runspec.resolve(m, d, protocol, overrides.get(m, {})) for d in datasets for m in names}
     for dataset in datasets:
-        ds = data.resolve(dataset, data_dir, fetch_missing=True)
+        ds = data.resolve(dataset, opts.data_dir, fetch_missing=True)
         if quiet:
             splits.for_protocol(ds, protocol)       # a split the dataset cannot give fails here, as below
         else:
             announce(ds, protocol)
-    refs = {d: runspec.DataRef.of(d, data_dir) for d in datasets}
+    refs = {d: runspec.DataRef.of(d, opts.data_dir) for d in datasets}
     requests = [runspec.RunSpec(model=resolved[d, m], data=refs[d], protocol=protocol, seed=s,
-                                sets=overrides.get(m, {}), out=str(out), device=device, force=force,
-                                progress=progress, tags=e.tags() if e else {}, log=log)
+                                sets=overrides.get(m, {}), out=str(out), device=opts.device, force=opts.force,
+                                progress=progress, tags=e.tags() if e else {}, log=opts.log)
                 for d in datasets for m in names for s in seed_list]
+    jobs = opts.jobs
     capped = min(jobs, len(requests), os.cpu_count() or 1)
     if capped < jobs and local:
         if not quiet:
             err_console.print(f"--jobs {jobs} capped at {capped} ({len(requests)} runs, {os.cpu_count()} cores)")
         jobs = capped
-    if local or threads:       # a Dask worker on another machine shares its own cores
-        each, why = thread_counts.per_process(threads, jobs)
+    if local or opts.threads:       # a Dask worker on another machine shares its own cores
+        each, why = thread_counts.per_process(opts.threads, jobs)
         requests = [r.with_(threads=each) for r in requests]
     else:
         why = "each Dask worker's own (--threads N to choose)"

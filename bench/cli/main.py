@@ -11,7 +11,8 @@ from rich.console import Console
 
 from bench.errors import BenchError, interrupt_said
 from bench.cli import commands
-from bench.cli.options import Cutoff, DataDir, Device, Log, Order, Split, Threads
+from bench.cli.options import DataDir, Device, Threads
+from bench.cli.runoptions import RunOptions, command
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Benchmark and ablate sequential recommenders under one protocol.")
@@ -20,70 +21,7 @@ app.add_typer(data_app, name="data")
 
 
 
-@app.command()
-def run(
-    dataset: Annotated[Optional[str], typer.Option(
-        "--dataset", help="beauty, toys, ml-1m, synthetic, or a .pkl/.tsv path.")] = None,
-    models: Annotated[Optional[str], typer.Option(
-        "--models", help="Comma-separated model names, or 'all' (the default).")] = None,
-    seeds: Annotated[Optional[str], typer.Option(
-        "--seeds", help="Number of seeds (0..N-1) or a comma list (0,2; '2,' is seed 2 alone). [default: 1]",
-        show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override every model's epoch budget.")] = None,
-    out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Output folder (results.jsonl, runs/). [default: runs]", show_default=False)] = None,
-    jobs: Annotated[int, typer.Option("--jobs", help="Parallel worker processes.")] = 1,
-    device: Device = "auto",
-    max_len: Annotated[Optional[int], typer.Option(
-        "--max-len", help="History length (last items kept). [default: 50]", show_default=False)] = None,
-    exclude_seen: Annotated[bool, typer.Option(
-        "--exclude-seen", help="Remove history items from the candidates.")] = False,
-    sets: Annotated[List[str], typer.Option(
-        "--set", help="Override a field: MODEL.FIELD=VALUE (repeatable).")] = [],
-    force: Annotated[bool, typer.Option("--force", help="Rerun finished runs.")] = False,
-    data_dir: DataDir = None,
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", help="A saved config (e.g. best.json from `bench tune`).")] = None,
-    backend: Annotated[str, typer.Option(
-        "--backend", help="local (processes on this machine) or dask.")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option(
-        "--scheduler", help="Dask scheduler address, for --backend dask.")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the plan (each run's state and time estimate) and exit.")] = False,
-    experiment: Annotated[Optional[Path], typer.Option(
-        "--experiment", help="A TOML file that sets the grid (models, datasets, seeds, protocol, --set, out).")]
-        = None,
-    threads: Threads = 0,
-    log: Log = "none",
-    split: Split = "leave-one-out",
-    cutoff: Cutoff = 0.9,
-    order: Order = "chronological",
-):
-    """Train and evaluate models x seeds on a dataset (or an experiment file's); skip runs already finished."""
-    commands.run(
-        dataset=dataset,
-        models=models,
-        seeds=seeds,
-        epochs=epochs,
-        out=out,
-        jobs=jobs,
-        device=device,
-        max_len=max_len,
-        exclude_seen=exclude_seen,
-        sets=sets,
-        force=force,
-        data_dir=data_dir,
-        config=config,
-        backend=backend,
-        scheduler=scheduler,
-        dry_run=dry_run,
-        experiment=experiment,
-        threads=threads,
-        log=log,
-        split=split,
-        cutoff=cutoff,
-        order=order,
-    )
+app.command("run")(command(RunOptions, commands.run, "run"))
 
 
 @app.command()
