@@ -126,6 +126,27 @@ def test_bench_runs_options_are_declared_once_and_an_experiment_file_sets_the_gr
     assert RunOptions(split="leave-one-out", out="x", jobs=2).grid_given() == []
 
 
+def test_the_study_commands_take_bench_runs_protocol_options_from_one_record():
+    """`bench ablate` and `bench tune` are built from StudyOptions: each takes every protocol option of
+    `bench run` under the same flag, and their shared options are declared once."""
+    import dataclasses
+
+    import typer.main
+
+    from bench.cli.main import app
+    from bench.cli.runoptions import flag
+    from bench.studies.cli import StudyOptions
+
+    commands = typer.main.get_command(app).commands
+    shared = {f.name for f in dataclasses.fields(StudyOptions)}
+    protocol = {"max_len", "exclude_seen", "split", "cutoff", "order"}
+    assert protocol <= shared
+    for name in ("ablate", "tune"):
+        flags = {p.name: p.opts[0] for p in commands[name].params}
+        assert shared <= set(flags)
+        assert {flags[f] for f in protocol} == {flag(f) for f in protocol}
+
+
 @pytest.mark.parametrize("name", ["verdict", "ml-1m", "ml-1m-200"])
 def test_the_shipped_experiment_files_load_and_resolve(name):
     from pathlib import Path

@@ -91,11 +91,19 @@ def flag(name: str) -> str:
 
 def command(options: type, target: Callable, name: str) -> Callable:
     """A Typer command whose parameters are the fields of the dataclass `options` (their annotations carry
-    the flags and help); it calls `target(options(**values))` and takes its help from target's docstring."""
+    the flags and help; a field without a default is required); it calls `target(options(**values))` and
+    takes its help from target's docstring."""
     hints = _hints(options)
+    own = options.__dict__.get("__annotations__", {})
     params = []
-    for f in dataclasses.fields(options):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    # a subclass's own options first in the help, then those it shares with its base
+    for f in sorted(dataclasses.fields(options), key=lambda f: f.name not in own):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = inspect.Parameter.empty
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
                                         default=default))
 
