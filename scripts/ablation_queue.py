@@ -3,7 +3,7 @@ three seeds each of the registered point, lambda = 0, self-attention only and T 
 every other point of the four DiffuRecSys studies and the code_fidelity walk, then their seeds 1 and 2.
 
     python scripts/ablation_queue.py [DATASET] > queue.txt
-    scripts/queue_worker.sh queue.txt 1 & scripts/queue_worker.sh queue.txt 2 &
+    scripts/queue_worker.sh queue.txt 1 [DEADLINE] & scripts/queue_worker.sh queue.txt 2 [DEADLINE] &
 
 Each line is exactly what `bench ablate STUDY --exclude-seen --out runs/ablations` trains for that point
 (the point's fields and the studies' shared settings under --set), so the study commands later find
